@@ -1,0 +1,192 @@
+"""The ``mmtrack-kd`` command line: argparse sub-commands with rich output.
+
+Each sub-command parses its arguments here and hands typed values to the module that does the
+work, imported only when that command runs (so ``mmtrack-kd plugins`` does not import torch).
+User errors (:class:`~mmtrack_kd.errors.MmtrackError`) end with one message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rich.markup import escape
+from rich.table import Table
+
+from mmtrack_kd import __version__
+from mmtrack_kd.console import console, error_console, setup_logging
+from mmtrack_kd.errors import MmtrackError, NotAvailableError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value before validation, e.g. --set train.device=cpu "
+        "--set distill.feature.layers=[2,4]; VALUE is parsed as YAML",
+    )
+
+
+def _not_available(what: str, issue: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotAvailableError(f"`mmtrack-kd {what}` is not available yet ({issue}).")
+
+    return handler
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Print the loaded plugins and what each registers."""
+    from mmtrack_kd.plugins import PLUGINS_VARIABLE, load_registry
+
+    registry = load_registry()
+    table = Table(title="mmtrack-kd plugins")
+    table.add_column("plugin")
+    table.add_column("distribution")
+    table.add_column("registers")
+    table.add_column("status")
+    for info in registry.plugins:
+        status = f"[red]{escape(info.error)}[/red]" if info.error else "ok"
+        table.add_row(
+            info.name,
+            f"{info.distribution} {info.version}".strip(),
+            "\n".join(info.registers) or "-",
+            status,
+        )
+    console.print(table)
+    if not registry.plugins:
+        console.print(f"no plugins loaded (is {PLUGINS_VARIABLE} set to an empty list?)")
+    return 1 if registry.failures else 0
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+def cmd_recipe_check(args: argparse.Namespace) -> int:
+    """Validate a recipe and say so."""
+    from mmtrack_kd.recipe import load_recipe
+
+    recipe = load_recipe(args.file, args.overrides)
+    console.print(
+        f"[green]ok[/green] {args.file}: modality {recipe.modality.name}, "
+        f"{len(recipe.data.train)} training dataset(s), stages {', '.join(recipe.train.stages)}"
+    )
+    return 0
+
+
+def cmd_recipe_show(args: argparse.Namespace) -> int:
+    """Print the resolved recipe (defaults filled in, overrides applied)."""
+    from mmtrack_kd.recipe import dump_recipe, load_recipe
+
+    recipe = load_recipe(args.file, args.overrides)
+    # Plain print: the YAML must stay copy-pasteable, without rich markup or wrapping.
+    sys.stdout.write(dump_recipe(recipe))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line grammar."""
+    parser = argparse.ArgumentParser(
+        prog="mmtrack-kd",
+        description="Multi-modal single-object tracking: mutual-prompt teacher, distilled "
+        "one-stream student.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmtrack-kd {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train the teacher, then the distilled student")
+    train.add_argument("recipe", type=Path, help="recipe YAML file")
+    _add_set(train)
+    train.add_argument("--stage", choices=["teacher", "student"], help="run one stage only")
+    train.add_argument("--teacher", type=Path, help="teacher checkpoint for --stage student")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    train.add_argument("--run-dir", type=Path, help="run folder (default: output_dir/<name>)")
+    train.set_defaults(handler=_not_available("train", "training engine issue"))
+
+    evaluate = commands.add_parser("evaluate", help="track and score on benchmarks")
+    evaluate.add_argument("target", nargs="?", type=Path, help="run folder or checkpoint")
+    evaluate.add_argument("--datasets", nargs="+", default=[], metavar="NAME")
+    evaluate.add_argument("--results", nargs="+", type=Path, metavar="DIR",
+                          help="score existing result folders instead of tracking")
+    evaluate.add_argument("--dataset", help="dataset of the --results folders")
+    evaluate.add_argument("--root", type=Path, help="dataset root (else recipe or environment)")
+    evaluate.add_argument("--workers", type=int, default=1)
+    evaluate.add_argument("--out", type=Path, help="where results and reports go")
+    evaluate.set_defaults(handler=_not_available("evaluate", "tracking and evaluation issue"))
+
+    track = commands.add_parser("track", help="track one object in a pair of videos")
+    track.add_argument("--checkpoint", type=Path, required=True)
+    track.add_argument("--rgb", type=Path, required=True, help="RGB video or frame folder")
+    track.add_argument("--aux", type=Path, help="auxiliary video or frame folder")
+    track.add_argument("--init", required=True, metavar="X,Y,W,H", help="first-frame box")
+    track.add_argument("--out", type=Path, default=Path("track-out"))
+    track.set_defaults(handler=_not_available("track", "tracking and evaluation issue"))
+
+    benchmark = commands.add_parser("benchmark", help="measure parameters, FLOPs, speed, loader")
+    benchmark.add_argument("--what", choices=["params", "speed", "data", "scoring"], required=True)
+    benchmark.add_argument("--recipe", type=Path)
+    _add_set(benchmark)
+    benchmark.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    benchmark.add_argument("--json", type=Path, help="also write the figures as JSON")
+    benchmark.set_defaults(handler=_not_available("benchmark", "speed issue"))
+
+    export = commands.add_parser("export", help="export a student checkpoint (ONNX)")
+    export.add_argument("checkpoint", type=Path)
+    export.add_argument("--format", choices=["onnx"], default="onnx")
+    export.add_argument("--out", type=Path)
+    export.set_defaults(handler=_not_available("export", "speed issue"))
+
+    plugins = commands.add_parser("plugins", help="list loaded plugins and what they register")
+    plugins.set_defaults(handler=cmd_plugins)
+
+    recipe = commands.add_parser("recipe", help="check or show a recipe")
+    recipe_commands = recipe.add_subparsers(dest="recipe_command", metavar="ACTION", required=True)
+    check = recipe_commands.add_parser("check", help="validate a recipe")
+    check.add_argument("file", type=Path)
+    _add_set(check)
+    check.set_defaults(handler=cmd_recipe_check)
+    show = recipe_commands.add_parser("show", help="print the resolved recipe")
+    show.add_argument("file", type=Path)
+    _add_set(show)
+    show.set_defaults(handler=cmd_recipe_show)
+
+    synth = commands.add_parser("synth", help="generate the synthetic benchmark")
+    synth.add_argument("--layout", choices=["lasher", "depthtrack", "visevent"], default="lasher")
+    synth.add_argument("--root", type=Path, default=Path("data/synthetic"))
+    synth.add_argument("--sequences", type=int, default=20, help="sequences per split")
+    synth.add_argument("--frames", type=int, default=100)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--preview", action="store_true", help="write a contact-sheet PNG")
+    synth.set_defaults(handler=_not_available("synth", "synthetic benchmark issue"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args.handler(args) or 0)
+    except MmtrackError as error:
+        error_console.print(
+            f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
+        return error.exit_code
+    except KeyboardInterrupt:
+        error_console.print("interrupted")
+        return 130

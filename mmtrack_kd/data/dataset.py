@@ -1,0 +1,100 @@
+"""The dataset-plugin interface that dataset plugins implement."""
+
+from __future__ import annotations
+
+import abc
+import os
+import re
+from pathlib import Path
+from typing import ClassVar, Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmtrack_kd.data.sequence import Sequence
+from mmtrack_kd.errors import DataError
+
+
+class DatasetOptions(BaseModel):
+    """Options every dataset plugin accepts; a plugin subclasses this to add its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: Path | None = Field(
+        None,
+        description="Dataset folder. When unset, the environment variable "
+        "MMTRACK_KD_<NAME>_ROOT (e.g. MMTRACK_KD_LASHER_ROOT) is used.",
+    )
+    split: str = Field("train", description="Which split to list (the plugin's `splits`).")
+    sequences: list[str] | None = Field(
+        None, description="Restrict the split to these sequence names."
+    )
+
+
+def root_variable(dataset_name: str) -> str:
+    """Environment variable that names a dataset's root: ``MMTRACK_KD_<NAME>_ROOT``."""
+    return "MMTRACK_KD_" + re.sub(r"[^A-Z0-9]", "_", dataset_name.upper()) + "_ROOT"
+
+
+class DatasetPlugin(abc.ABC):
+    """Lists the sequences of one benchmark's split from its real on-disk layout.
+
+    Class attributes:
+        name: registry name (``"lasher"``).
+        Options: pydantic options model (a :class:`DatasetOptions` subclass).
+        modalities: streams it carries, RGB first (``("rgb", "thermal")``).
+        splits: split names (``("train", "test")``).
+        protocol: name of its evaluation protocol (``"lasher"``).
+        attribute_names: its attribute vocabulary, in the dataset's own order.
+        layout: what the root folder must contain, shown when the root is missing.
+        description: one line for ``mmtrack-kd plugins``.
+    """
+
+    name: ClassVar[str]
+    Options: ClassVar[type[DatasetOptions]] = DatasetOptions
+    modalities: ClassVar[tuple[str, ...]]
+    splits: ClassVar[tuple[str, ...]]
+    protocol: ClassVar[str]
+    attribute_names: ClassVar[tuple[str, ...]] = ()
+    layout: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: DatasetOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+        if self.options.split not in self.splits:
+            raise DataError(
+                f"dataset {self.name}: unknown split {self.options.split!r}; "
+                f"it has {', '.join(self.splits)}"
+            )
+        self.root = self.resolve_root()
+
+    def resolve_root(self) -> Path:
+        """The dataset folder from the options or the environment; missing is a DataError
+        that says where the data should be and what it must contain."""
+        variable = root_variable(self.name)
+        root = self.options.root or (Path(os.environ[variable]) if os.environ.get(variable) else None)
+        if root is None:
+            raise DataError(
+                f"dataset {self.name}: no root folder given; set `root` in the recipe's dataset "
+                f"entry or the environment variable {variable}.\n{self.layout}".rstrip()
+            )
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DataError(
+                f"dataset {self.name}: root folder {root} does not exist. Download the dataset "
+                f"and point `root` (or {variable}) at it.\n{self.layout}".rstrip()
+            )
+        return root
+
+    @abc.abstractmethod
+    def list_sequences(self) -> list[str]:
+        """Names of the sequences of the chosen split (honouring ``options.sequences``),
+        without reading any image."""
+
+    @abc.abstractmethod
+    def load_sequence(self, name: str) -> Sequence:
+        """One sequence with its frame paths, ground truth, visibility and attributes."""
+
+    def sequences(self) -> Iterator[Sequence]:
+        """Every sequence of the chosen split, in listing order."""
+        for name in self.list_sequences():
+            yield self.load_sequence(name)

@@ -1,0 +1,233 @@
+"""Plugin discovery and the registries of modality adapters and dataset plugins.
+
+Every plugin, the built-in ones included, is an entry point of the ``mmtrack_kd`` group, so the
+path a third-party package takes is the path every run takes. The environment variable
+``MMTRACK_KD_PLUGINS`` (comma-separated entry-point names; empty for none) narrows what loads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterable, Literal
+
+import pluggy
+from pydantic import BaseModel
+
+from mmtrack_kd import hookspecs
+from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin
+from mmtrack_kd.data.modality import ModalityAdapter
+from mmtrack_kd.errors import PluginError
+
+ENTRY_POINT_GROUP = "mmtrack_kd"
+PLUGINS_VARIABLE = "MMTRACK_KD_PLUGINS"
+
+Kind = Literal["modality", "dataset"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PluginInfo:
+    """One loaded (or failed) plugin, as ``mmtrack-kd plugins`` shows it."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    registers: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name (distribution version)`` for messages."""
+        return f"{self.name} ({self.distribution} {self.version})"
+
+
+class Registry:
+    """What the loaded plugins registered, by kind and name, and who registered it."""
+
+    def __init__(self) -> None:
+        self.modalities: dict[str, type[ModalityAdapter]] = {}
+        self.datasets: dict[str, type[DatasetPlugin]] = {}
+        self.plugins: list[PluginInfo] = []
+        self._owners: dict[tuple[str, str], PluginInfo] = {}
+
+    @property
+    def failures(self) -> list[PluginInfo]:
+        """Plugins that could not be loaded, with their errors."""
+        return [info for info in self.plugins if info.error]
+
+    def _table(self, kind: Kind) -> dict[str, Any]:
+        return self.modalities if kind == "modality" else self.datasets
+
+    def get(self, kind: Kind, name: str) -> Any:
+        """The registered class of ``kind`` called ``name``; unknown names raise PluginError
+        listing what is installed (and what failed to load)."""
+        table = self._table(kind)
+        if name in table:
+            return table[name]
+        known = ", ".join(sorted(table)) or "none"
+        hint = difflib.get_close_matches(name, list(table), n=1)
+        message = f"unknown {kind} {name!r}"
+        if hint:
+            message += f" (did you mean {hint[0]!r}?)"
+        message += f"; installed: {known}"
+        if self.failures:
+            message += "; plugins that failed to load: " + ", ".join(f.label for f in self.failures)
+        raise PluginError(message)
+
+    def modality(self, name: str) -> type[ModalityAdapter]:
+        """The modality adapter class called ``name``."""
+        return self.get("modality", name)
+
+    def dataset(self, name: str) -> type[DatasetPlugin]:
+        """The dataset plugin class called ``name``."""
+        return self.get("dataset", name)
+
+    def owner(self, kind: Kind, name: str) -> PluginInfo:
+        """The plugin that registered ``name``."""
+        return self._owners[(kind, name)]
+
+    def add(self, kind: Kind, cls: Any, info: PluginInfo) -> None:
+        """Register ``cls`` on behalf of plugin ``info``; checks its declaration and refuses a
+        name another plugin already took."""
+        base = ModalityAdapter if kind == "modality" else DatasetPlugin
+        options_base = BaseModel if kind == "modality" else DatasetOptions
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(
+                f"plugin {info.label} registered {cls!r} as a {kind}, which is not a subclass of "
+                f"{base.__module__}.{base.__name__}"
+            )
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {info.label}: {cls.__name__} has no `name`")
+        if not (isinstance(cls.Options, type) and issubclass(cls.Options, options_base)):
+            raise PluginError(
+                f"plugin {info.label}: {cls.__name__}.Options must subclass "
+                f"{options_base.__module__}.{options_base.__name__}"
+            )
+        table = self._table(kind)
+        if name in table:
+            first = self._owners[(kind, name)]
+            raise PluginError(
+                f"{kind} {name!r} is registered twice: by plugin {first.label} and by plugin "
+                f"{info.label}; uninstall one of them or restrict {PLUGINS_VARIABLE}"
+            )
+        table[name] = cls
+        self._owners[(kind, name)] = info
+        info.registers.append(f"{kind} {name}")
+
+
+def _selected_names(only: Iterable[str] | None) -> set[str] | None:
+    import os
+
+    if only is not None:
+        return set(only)
+    value = os.environ.get(PLUGINS_VARIABLE)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _spec_names() -> list[str]:
+    return [name for name in dir(hookspecs) if name.startswith("mmtrack_kd_")]
+
+
+def _drop_invalid(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+    """Unregister plugins whose hook implementations match no hook specification (a misspelt
+    hook name), recording the error, so the rest keep working."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as error:
+            name = pm.get_name(error.plugin) or repr(error.plugin)
+            unknown = [
+                caller.name
+                for caller in pm.get_hookcallers(error.plugin) or []
+                if not caller.has_spec()
+            ]
+            hints = []
+            for hook in unknown:
+                close = difflib.get_close_matches(hook, _spec_names(), n=1)
+                hints.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            info = infos[name]
+            info.error = "implements unknown hook " + ", ".join(hints or [str(error)])
+            log.warning("plugin %s not loaded: %s", info.label, info.error)
+            pm.unregister(error.plugin)
+
+
+def load_registry(
+    only: Iterable[str] | None = None,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+) -> Registry:
+    """Discover plugins from the entry-point group and collect what they register.
+
+    Args:
+        only: entry-point names to load; ``None`` means those named by ``MMTRACK_KD_PLUGINS``
+            when it is set, otherwise all.
+        extra_plugins: ``(name, module_or_object)`` pairs registered directly (tests).
+
+    Raises:
+        PluginError: two plugins register the same name, or a plugin registers something
+            that is not a valid adapter or dataset class.
+    """
+    selected = _selected_names(only)
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    infos: dict[str, PluginInfo] = {}
+
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if selected is not None and entry_point.name not in selected:
+            continue
+        dist = entry_point.dist
+        info = PluginInfo(
+            name=entry_point.name,
+            distribution=dist.name if dist else "?",
+            version=dist.version if dist else "?",
+        )
+        registry.plugins.append(info)
+        infos[info.name] = info
+        try:
+            plugin = entry_point.load()
+        except Exception as error:  # a broken plugin must not take the others down
+            info.error = f"import failed: {type(error).__name__}: {error}"
+            log.warning("plugin %s not loaded: %s", info.label, info.error)
+            continue
+        try:
+            pm.register(plugin, name=info.name)
+        except ValueError as error:
+            info.error = str(error)
+            log.warning("plugin %s not loaded: %s", info.label, info.error)
+
+    for name, plugin in extra_plugins:
+        info = PluginInfo(name=name, distribution="(registered directly)", version="")
+        registry.plugins.append(info)
+        infos[name] = info
+        pm.register(plugin, name=name)
+
+    _drop_invalid(pm, infos)
+
+    hooks: list[tuple[Kind, pluggy.HookCaller]] = [
+        ("modality", pm.hook.mmtrack_kd_register_modalities),
+        ("dataset", pm.hook.mmtrack_kd_register_datasets),
+    ]
+    for kind, caller in hooks:
+        # Call each implementation on its own so every registration is attributed to its plugin.
+        for impl in reversed(caller.get_hookimpls()):
+            info = infos[impl.plugin_name]
+            info.hooks.append(caller.name)
+            register: Callable[[type], None] = functools.partial(registry.add, kind, info=info)
+            impl.function(register=register)
+    return registry
+
+
+@functools.lru_cache(maxsize=None)
+def default_registry() -> Registry:
+    """The registry of the installed plugins, loaded once per process."""
+    return load_registry()

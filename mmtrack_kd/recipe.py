@@ -1,0 +1,484 @@
+"""Recipes: the pydantic schema of a training/evaluation run, YAML loading and overrides.
+
+A recipe is data validated once at the edge; code below the CLI receives a :class:`Recipe`,
+never a raw dict. Plugin sections (the ``modality`` and every dataset entry) are validated by the
+schema the named plugin declares, looked up in the plugin registry, so an option typo inside them
+is reported with its full path (``data.train.0.root``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from mmtrack_kd.errors import MmtrackError, RecipeError
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --------------------------------------------------------------------------- plugin sections
+
+
+class PluginChoice(BaseModel):
+    """A section that names a plugin and carries that plugin's options next to the name.
+
+    Validation runs in two passes: the ``name`` is read, the plugin is looked up in the registry
+    passed as validation context (``{"registry": Registry}``, the installed plugins otherwise),
+    and the remaining keys are validated by the plugin's own ``Options`` model.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    kind: ClassVar[Literal["modality", "dataset"]]
+
+    name: str = Field(description="Name of the plugin that handles this section.")
+    _options: BaseModel = PrivateAttr()
+
+    @property
+    def options(self) -> BaseModel:
+        """The plugin's validated options object."""
+        return self._options
+
+    @property
+    def plugin(self) -> type:
+        """The plugin class (looked up in the installed plugins)."""
+        from mmtrack_kd.plugins import default_registry
+
+        return default_registry().get(self.kind, self.name)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_with_plugin_schema(
+        cls, data: Any, handler: Any, info: ValidationInfo
+    ) -> "PluginChoice":
+        if isinstance(data, cls):
+            return data
+        if isinstance(data, str):  # `modality: thermal` is short for `modality: {name: thermal}`
+            data = {"name": data}
+        choice = handler(data)
+        registry = (info.context or {}).get("registry")
+        if registry is None:
+            from mmtrack_kd.plugins import default_registry
+
+            registry = default_registry()
+        try:
+            plugin = registry.get(cls.kind, choice.name)
+        except MmtrackError as error:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("unknown_plugin", str(error)),
+                        loc=("name",),
+                        input=choice.name,
+                    )
+                ],
+            ) from None
+        options = {key: value for key, value in (choice.model_extra or {}).items()}
+        options.update(cls._declared_options(choice))
+        choice._options = plugin.Options.model_validate(options, context=info.context)
+        return choice
+
+    @classmethod
+    def _declared_options(cls, choice: "PluginChoice") -> dict[str, Any]:
+        """Declared fields of a subclass that the plugin's options also receive."""
+        return {}
+
+    @model_serializer(mode="wrap")
+    def _serialise(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        own = {key: value for key, value in handler(self).items() if key not in (self.model_extra or {})}
+        options = self._options.model_dump(mode="json") if hasattr(self, "_options") else {}
+        return {**own, **options}
+
+
+class ModalityChoice(PluginChoice):
+    """The auxiliary modality: ``name`` of a modality adapter plus that adapter's options."""
+
+    kind: ClassVar[Literal["modality", "dataset"]] = "modality"
+
+
+class DatasetChoice(PluginChoice):
+    """One dataset: ``name`` of a dataset plugin, its options (``root``, ``split``, ...) and the
+    share of training pairs drawn from it."""
+
+    kind: ClassVar[Literal["modality", "dataset"]] = "dataset"
+
+    weight: float = Field(1.0, gt=0, description="Relative share of samples drawn from it.")
+
+
+# --------------------------------------------------------------------------- engine sections
+
+
+class SamplerConfig(Section):
+    """Training pair sampling and augmentation (OSTrack's recipe)."""
+
+    max_gap: int = Field(200, ge=0, description="Largest frame gap between template and search.")
+    scale_jitter: float = Field(0.25, ge=0, description="Search crop scale jitter: exp(N(0,1)*s).")
+    centre_jitter: float = Field(3.0, ge=0, description="Search centre shift, in sqrt(area) units.")
+    template_scale_jitter: float = Field(0.0, ge=0, description="Template crop scale jitter.")
+    template_centre_jitter: float = Field(0.0, ge=0, description="Template centre shift.")
+    flip_probability: float = Field(0.5, ge=0, le=1, description="Joint horizontal flip.")
+    brightness_jitter: float = Field(0.2, ge=0, description="Brightness factor range, RGB.")
+    grayscale_probability: float = Field(0.05, ge=0, le=1, description="RGB to grey, RGB only.")
+    max_retries: int = Field(100, ge=1, description="Attempts to find a visible pair.")
+
+
+class DataConfig(Section):
+    """Datasets for training and validation and how pairs are drawn from them."""
+
+    train: list[DatasetChoice] = Field(default_factory=list, description="Training datasets.")
+    val: list[DatasetChoice] = Field(default_factory=list, description="Validation datasets.")
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+    val_samples: int = Field(1000, ge=0, description="Fixed validation pairs per evaluation.")
+
+
+class BackboneConfig(Section):
+    """The ViT shared by teacher and student (ViT-B/16 by default)."""
+
+    depth: int = Field(12, ge=1)
+    embed_dim: int = Field(768, ge=8)
+    num_heads: int = Field(12, ge=1)
+    mlp_ratio: float = Field(4.0, gt=0)
+    patch_size: int = Field(16, ge=1)
+    drop_path: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "BackboneConfig":
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}"
+            )
+        return self
+
+
+class ModelConfig(Section):
+    """Sizes shared by every model of a run."""
+
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    template_size: int = Field(128, ge=16, description="Template crop side in pixels.")
+    search_size: int = Field(256, ge=16, description="Search crop side in pixels.")
+    template_factor: float = Field(2.0, gt=0, description="Template crop side / sqrt(w*h).")
+    search_factor: float = Field(4.0, gt=0, description="Search crop side / sqrt(w*h).")
+    head_channels: int = Field(256, ge=8, description="First width of the centre head.")
+    fusion: Literal["linear", "conv"] = Field(
+        "linear", description="Search-half fusion: one Linear 2D->D, or MPLT's conv3x3+BN+ReLU."
+    )
+    pretrained: Path | None = Field(
+        None, description="OSTrack, MAE or timm checkpoint to start the backbone (and head) from."
+    )
+
+    @model_validator(mode="after")
+    def _sizes_fit_patches(self) -> "ModelConfig":
+        patch = self.backbone.patch_size
+        for key in ("template_size", "search_size"):
+            if getattr(self, key) % patch:
+                raise ValueError(f"{key} {getattr(self, key)} is not a multiple of patch {patch}")
+        return self
+
+
+class OptimConfig(Section):
+    """One stage's optimisation schedule (the paper's numbers by default)."""
+
+    epochs: int = Field(15, ge=1)
+    batch_size: int = Field(24, ge=1, description="Global batch (all processes together).")
+    samples_per_epoch: int = Field(60000, ge=1)
+    lr_backbone: float = Field(7.5e-5, gt=0)
+    lr: float = Field(7.5e-4, gt=0, description="Learning rate of everything but the backbone.")
+    weight_decay: float = Field(1e-4, ge=0)
+    lr_drop_epoch: int = Field(10, ge=0, description="Multiply learning rates by lr_drop_factor "
+                               "after this many epochs (0: never).")
+    lr_drop_factor: float = Field(0.1, gt=0)
+    warmup_epochs: float = Field(0.0, ge=0)
+    grad_clip: float = Field(0.1, ge=0, description="Gradient norm clip (0: off).")
+    accumulate: int = Field(1, ge=1, description="Gradient accumulation steps per update.")
+
+
+class LossConfig(Section):
+    """Tracking loss weights (focal / GIoU / L1)."""
+
+    focal: float = Field(1.0, ge=0)
+    giou: float = Field(2.0, ge=0)
+    l1: float = Field(5.0, ge=0)
+
+
+class PrompterConfig(Section):
+    """The teacher's mutual prompters and the paper's ablation switches."""
+
+    enabled: bool = Field(True, description="False: two independent streams (ablation).")
+    spatial_attention: bool = Field(True, description="Attention over positions (7x7 conv map).")
+    token_attention: bool = Field(True, description="Attention over channels (pooled bottleneck).")
+    history: bool = Field(True, description="Feed each prompter the previous layer's prompt.")
+    layer_type: Literal["linear", "conv2d"] = Field("linear", description="1x1 layers as.")
+    reduction: int = Field(8, ge=1, description="Channel-attention bottleneck D -> D/r -> D.")
+
+
+class TeacherConfig(Section):
+    """The two-stream teacher and its training stage."""
+
+    prompter: PrompterConfig = Field(default_factory=PrompterConfig)
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(epochs=15, batch_size=24))
+
+
+class CandidateEliminationConfig(Section):
+    """OSTrack-style removal of search tokens that the template ignores (beyond the paper)."""
+
+    enabled: bool = False
+    layers: list[int] = Field(default_factory=lambda: [3, 6, 9], description="0-indexed blocks.")
+    keep_ratio: float = Field(0.7, gt=0, le=1)
+    ramp_epochs: tuple[int, int] = Field(
+        (2, 6), description="Keep ratio goes from 1 to keep_ratio between these epochs."
+    )
+
+
+class StudentConfig(Section):
+    """The one-stream student and its training stage."""
+
+    single_modality: bool = Field(False, description="RGB only: exactly OSTrack (baseline).")
+    modality_embedding: bool = Field(True, description="Learned, zero-initialised.")
+    candidate_elimination: CandidateEliminationConfig = Field(
+        default_factory=CandidateEliminationConfig
+    )
+    init: Literal["teacher", "pretrained", "none"] = Field(
+        "teacher", description="Start from the teacher's weights, model.pretrained, or scratch."
+    )
+    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(epochs=13, batch_size=12))
+
+
+class FeatureDistillConfig(Section):
+    """MSE between student and teacher tokens after chosen blocks."""
+
+    weight: float = Field(0.035, ge=0)
+    layers: list[int] = Field(
+        default_factory=lambda: [2, 4, 6, 8, 10, 12], description="1-indexed blocks."
+    )
+    weighting: Literal["uniform", "layer_index"] = Field(
+        "uniform", description="Per-layer weights: equal, or proportional to the layer index."
+    )
+
+
+class ResponseDistillConfig(Section):
+    """Soft-target focal loss between temperature-scaled score logits."""
+
+    weight: float = Field(0.7, ge=0)
+    temperature: float = Field(2.0, gt=0)
+
+
+class DistillConfig(Section):
+    """Knowledge distillation from teacher to student (both weights 0: FOST)."""
+
+    feature: FeatureDistillConfig = Field(default_factory=FeatureDistillConfig)
+    response: ResponseDistillConfig = Field(default_factory=ResponseDistillConfig)
+    teacher_checkpoint: Literal["best", "last"] = "best"
+
+
+class TrainConfig(Section):
+    """Settings common to both stages."""
+
+    stages: list[Literal["teacher", "student"]] = Field(
+        default_factory=lambda: ["teacher", "student"]
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on CUDA when supported, fp32 on CPU."
+    )
+    output_dir: Path = Field(Path("runs"), description="Run folders go in here.")
+    checkpoint_every: int = Field(500, ge=1, description="Steps between last.pt saves.")
+    log_every: int = Field(10, ge=1)
+    loss: LossConfig = Field(default_factory=LossConfig)
+
+
+class EvaluateConfig(Section):
+    """Default evaluation targets."""
+
+    datasets: list[DatasetChoice] = Field(default_factory=list)
+    workers: int = Field(1, ge=1, description="Tracker worker processes.")
+    hann_window: bool = True
+
+
+class Recipe(Section):
+    """A whole run: modality, data, models, stages, distillation and evaluation."""
+
+    name: str | None = Field(None, description="Run name; the recipe file's stem by default.")
+    seed: int = 0
+    modality: ModalityChoice
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _layers_exist(self) -> "Recipe":
+        depth = self.model.backbone.depth
+        errors = []
+        bad = [layer for layer in self.distill.feature.layers if not 1 <= layer <= depth]
+        if bad:
+            errors.append(
+                (("distill", "feature", "layers"), f"layers {bad} outside 1..{depth} (model depth)")
+            )
+        elimination = self.student.candidate_elimination
+        bad = [layer for layer in elimination.layers if not 0 <= layer < depth]
+        if elimination.enabled and bad:
+            errors.append(
+                (
+                    ("student", "candidate_elimination", "layers"),
+                    f"layers {bad} outside 0..{depth - 1} (0-indexed blocks)",
+                )
+            )
+        if errors:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("recipe_value", message), loc=loc, input=None
+                    )
+                    for loc, message in errors
+                ],
+            )
+        return self
+
+    @property
+    def run_name(self) -> str:
+        """The run's name (``name`` or the recipe file's stem, set by :func:`load_recipe`)."""
+        return self.name or "run"
+
+
+# --------------------------------------------------------------------------- YAML and overrides
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-4`` as a float: YAML 1.1 requires a dot (``1.0e-4``), which
+    surprises everyone who writes learning rates."""
+
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def parse_yaml(text: str, source: str = "<text>") -> Any:
+    """Parse YAML with :class:`_Loader`; syntax errors become a RecipeError with the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(error, "problem", None) or str(error)
+        raise RecipeError(source, [(where, f"YAML syntax: {problem}")]) from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.0.c=value`` into its key path and its value parsed as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError("--set", [(text, "expected KEY=VALUE, e.g. train.loss.l1=5")])
+    return key.strip().split("."), parse_yaml(value, f"--set {key}") if value.strip() else None
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``value`` at ``path`` inside nested dicts and lists, creating dicts as needed."""
+    node: Any = data
+    for depth, key in enumerate(path):
+        last = depth == len(path) - 1
+        where = ".".join(path[: depth + 1])
+        if isinstance(node, list):
+            if not key.lstrip("-").isdigit() or not -len(node) <= int(key) < len(node):
+                raise RecipeError("--set", [(where, f"no list item {key} (list has {len(node)})")])
+            if last:
+                node[int(key)] = value
+            else:
+                node = node[int(key)]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+            else:
+                if not isinstance(node.get(key), (dict, list)):
+                    node[key] = {}
+                node = node[key]
+        else:
+            raise RecipeError("--set", [(where, f"cannot set a key inside a {type(node).__name__}")])
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(recipe)"
+
+
+def validate_recipe(data: Any, source: str = "<recipe>", registry: Any = None) -> Recipe:
+    """Validate raw recipe data; every problem is reported at once with its path."""
+    if not isinstance(data, dict):
+        raise RecipeError(source, [("(recipe)", "the recipe must be a mapping of sections")])
+    context = {"registry": registry} if registry is not None else None
+    try:
+        return Recipe.model_validate(data, context=context)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors(include_url=False):
+            # `wrap` validators add the class name to the location of nested errors; keep the path.
+            loc = tuple(
+                part for part in item["loc"]
+                if part not in ("ModalityChoice", "DatasetChoice", "function-wrap[_validate_with_plugin_schema()]")
+            )
+            message = item["msg"]
+            if item["type"] == "value_error":
+                message = message.removeprefix("Value error, ")
+            problems.append((_location(loc), message))
+        raise RecipeError(source, problems) from None
+
+
+def load_recipe(
+    path: Path | str, overrides: list[str] = (), registry: Any = None
+) -> Recipe:
+    """Read a recipe file, apply ``--set`` overrides, validate. The run's name defaults to the
+    file's stem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RecipeError(str(path), [("(file)", f"cannot read: {error.strerror or error}")]) from None
+    data = parse_yaml(text, str(path))
+    if data is None:
+        data = {}
+    for override in overrides:
+        key_path, value = parse_override(override)
+        if not isinstance(data, dict):
+            break
+        apply_override(data, key_path, value)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+    return validate_recipe(data, str(path), registry)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe (defaults filled in) as YAML."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,164 @@
+"""Recipe validation, YAML loading and --set overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmtrack_kd.errors import RecipeError
+from mmtrack_kd.recipe import apply_override, dump_recipe, load_recipe, parse_override, parse_yaml
+from tests.recipe_plugins import toy_registry
+
+GOOD = """
+modality:
+  name: toy-thermal
+  bits: 16
+data:
+  train:
+    - name: toy-data
+      root: /data/toy
+      weight: 2
+      annotated_every: 10
+model:
+  backbone: {depth: 4, embed_dim: 64, num_heads: 4}
+  template_size: 64
+  search_size: 128
+teacher:
+  optim: {lr: 1e-4, lr_backbone: 5E-5, epochs: 2}
+distill:
+  feature: {layers: [2, 4]}
+"""
+
+
+@pytest.fixture
+def registry():
+    return toy_registry()
+
+
+def write(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def problems(error: pytest.ExceptionInfo[RecipeError]) -> dict[str, str]:
+    return dict(error.value.problems)
+
+
+def test_good_recipe_uses_plugin_schemas(tmp_path, registry):
+    recipe = load_recipe(write(tmp_path, GOOD, "toy-run.yaml"), registry=registry)
+    assert recipe.name == "toy-run"
+    assert recipe.modality.name == "toy-thermal"
+    assert recipe.modality.options.bits == 16 and recipe.modality.options.gain == 1.0
+    [train] = recipe.data.train
+    assert train.weight == 2.0
+    assert train.options.root == Path("/data/toy")
+    assert train.options.annotated_every == 10
+    assert recipe.teacher.optim.lr == pytest.approx(1e-4)
+    assert isinstance(recipe.teacher.optim.lr, float)
+    assert recipe.teacher.optim.lr_backbone == pytest.approx(5e-5)
+
+
+def test_yaml_reads_exponent_floats_without_a_dot():
+    assert parse_yaml("a: 1e-4\nb: 5E+3\nc: 1.5\nd: 7\ne: .inf\nf: '1e-4'") == {
+        "a": 1e-4, "b": 5e3, "c": 1.5, "d": 7, "e": float("inf"), "f": "1e-4"
+    }
+
+
+def test_show_round_trips_with_defaults_filled(tmp_path, registry):
+    recipe = load_recipe(write(tmp_path, GOOD), registry=registry)
+    dumped = parse_yaml(dump_recipe(recipe))
+    assert dumped["modality"] == {"name": "toy-thermal", "bits": 16, "gain": 1.0}
+    assert dumped["data"]["train"][0]["annotated_every"] == 10
+    assert dumped["data"]["train"][0]["split"] == "train"
+    assert dumped["student"]["optim"]["batch_size"] == 12
+    again = load_recipe(write(tmp_path, dump_recipe(recipe), "again.yaml"), registry=registry)
+    assert again == recipe or dump_recipe(again) == dump_recipe(recipe)
+
+
+def test_every_problem_is_reported_with_its_path(tmp_path, registry):
+    text = GOOD.replace("weight: 2", "weight: 2\n      rot: /typo") \
+        .replace("bits: 16", "bits: 12") \
+        .replace("depth: 4", "depth: four") \
+        + "trian: {}\n"
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, text), registry=registry)
+    found = problems(error)
+    assert set(found) == {"data.train.0.rot", "modality.bits", "model.backbone.depth", "trian"}
+    assert "Extra inputs are not permitted" in found["trian"]
+    assert "valid integer" in found["model.backbone.depth"]
+    message = str(error.value)
+    assert message.startswith(f"recipe {tmp_path / 'recipe.yaml'}: 4 problems")
+
+
+def test_unknown_plugin_names_point_at_the_name_key(tmp_path, registry):
+    text = GOOD.replace("name: toy-thermal", "name: toy-thermel").replace("name: toy-data", "name: lasher")
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, text), registry=registry)
+    found = problems(error)
+    assert "did you mean 'toy-thermal'" in found["modality.name"]
+    assert "unknown dataset 'lasher'" in found["data.train.0.name"]
+
+
+def test_cross_section_checks(tmp_path, registry):
+    text = GOOD.replace("layers: [2, 4]", "layers: [2, 6]").replace("num_heads: 4", "num_heads: 5")
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, text), registry=registry)
+    found = problems(error)
+    assert "not divisible by num_heads 5" in found["model.backbone"]
+
+
+def test_layers_beyond_depth(tmp_path, registry):
+    text = GOOD.replace("layers: [2, 4]", "layers: [2, 6]")
+    with pytest.raises(RecipeError, match=r"distill.feature.layers +layers \[6\] outside 1..4"):
+        load_recipe(write(tmp_path, text), registry=registry)
+
+
+def test_overrides_apply_before_validation(tmp_path, registry):
+    overrides = [
+        "teacher.optim.lr=1e-4",
+        "distill.feature.layers=[1, 3]",
+        "data.train.0.root=/elsewhere",
+        "data.train.0.annotated_every=5",
+        "modality.gain=0.5",
+        "train.stages=[teacher]",
+        "model.backbone.depth=3",
+    ]
+    recipe = load_recipe(write(tmp_path, GOOD), overrides, registry=registry)
+    assert recipe.teacher.optim.lr == pytest.approx(1e-4)
+    assert recipe.distill.feature.layers == [1, 3]
+    assert recipe.data.train[0].options.root == Path("/elsewhere")
+    assert recipe.data.train[0].options.annotated_every == 5
+    assert recipe.modality.options.gain == 0.5
+    assert recipe.train.stages == ["teacher"]
+    assert recipe.model.backbone.depth == 3
+
+
+def test_override_errors_name_the_key(tmp_path, registry):
+    with pytest.raises(RecipeError, match="no list item 3"):
+        load_recipe(write(tmp_path, GOOD), ["data.train.3.root=/x"], registry=registry)
+    with pytest.raises(RecipeError, match="expected KEY=VALUE"):
+        parse_override("train.device")
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, GOOD), ["train.devcie=cpu"], registry=registry)
+    assert "train.devcie" in problems(error)
+
+
+def test_override_creates_missing_sections():
+    data: dict = {}
+    apply_override(data, ["train", "loss", "l1"], 3.0)
+    assert data == {"train": {"loss": {"l1": 3.0}}}
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path, registry):
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, "modality:\n  name: [toy\n"), registry=registry)
+    [(where, message)] = error.value.problems
+    assert where.startswith("line ")
+    assert "YAML syntax" in message
+
+
+def test_missing_file_is_a_recipe_error(tmp_path):
+    with pytest.raises(RecipeError, match="cannot read"):
+        load_recipe(tmp_path / "nope.yaml")
