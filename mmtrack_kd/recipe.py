@@ -267,12 +267,27 @@ class FeatureDistillConfig(Section):
     """MSE between student and teacher tokens after chosen blocks."""
 
     weight: float = Field(0.035, ge=0)
-    layers: list[int] = Field(
-        default_factory=lambda: [2, 4, 6, 8, 10, 12], description="1-indexed blocks."
+    layers: list[int] | Literal["even", "first-half", "second-half", "all"] = Field(
+        "even",
+        description="1-indexed blocks, or a rule over the model's depth: the paper's even "
+        "layers (2, 4, ..., 12 at depth 12), first six, last six, all (its Table 5).",
     )
     weighting: Literal["uniform", "layer_index"] = Field(
         "uniform", description="Per-layer weights: equal, or proportional to the layer index."
     )
+
+    def resolve_layers(self, depth: int) -> list[int]:
+        """The 1-indexed block numbers to distil at a model of ``depth`` blocks."""
+        if isinstance(self.layers, list):
+            return list(self.layers)
+        every = list(range(1, depth + 1))
+        half = depth // 2
+        return {
+            "even": every[1::2],
+            "first-half": every[:half],
+            "second-half": every[half:],
+            "all": every,
+        }[self.layers]
 
 
 class ResponseDistillConfig(Section):
@@ -332,7 +347,7 @@ class Recipe(Section):
     def _layers_exist(self) -> "Recipe":
         depth = self.model.backbone.depth
         errors = []
-        bad = [layer for layer in self.distill.feature.layers if not 1 <= layer <= depth]
+        bad = [layer for layer in self.distill.feature.resolve_layers(depth) if not 1 <= layer <= depth]
         if bad:
             errors.append(
                 (("distill", "feature", "layers"), f"layers {bad} outside 1..{depth} (model depth)")

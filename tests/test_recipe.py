@@ -162,3 +162,20 @@ def test_yaml_syntax_error_names_the_line(tmp_path, registry):
 def test_missing_file_is_a_recipe_error(tmp_path):
     with pytest.raises(RecipeError, match="cannot read"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("rule", "depth", "expected"),
+    [
+        ("even", 12, [2, 4, 6, 8, 10, 12]),
+        ("first-half", 12, [1, 2, 3, 4, 5, 6]),
+        ("second-half", 12, [7, 8, 9, 10, 11, 12]),
+        ("all", 4, [1, 2, 3, 4]),
+        ("even", 3, [2]),
+        ([1, 3], 4, [1, 3]),
+    ],
+)
+def test_feature_layer_rules_follow_the_depth(rule, depth, expected):
+    from mmtrack_kd.recipe import FeatureDistillConfig
+
+    assert FeatureDistillConfig(layers=rule).resolve_layers(depth) == expected

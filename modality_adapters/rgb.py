@@ -1,0 +1,49 @@
+"""The ``rgb`` modality plugin: the colour stream that every sequence carries."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from mmtrack_kd.data.io import read_rgb
+from mmtrack_kd.data.modality import ModalityAdapter
+from mmtrack_kd.data.sequence import Sequence
+from mmtrack_kd.hookspecs import hookimpl
+from modality_adapters.common import IMAGENET_MEAN, IMAGENET_STD, frame_path, to_uint8_rgb
+
+
+class RGBAdapter(ModalityAdapter):
+    """Colour frames (``sequence.frames["rgb"]``) as ``H x W x 3`` float32 RGB in [0, 1].
+
+    Normalised with ImageNet statistics, which the pretrained ViT (OSTrack, MAE) expects.
+    """
+
+    name = "rgb"
+    description = "Colour camera frames (JPEG/PNG/BMP), RGB in [0, 1], ImageNet statistics."
+
+    @property
+    def channels(self) -> int:
+        return 3
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return IMAGENET_MEAN
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return IMAGENET_STD
+
+    def read(self, sequence: Sequence, index: int) -> np.ndarray:
+        path = frame_path(sequence, self.name, index)
+        image = read_rgb(path, where=sequence.where)
+        return image.astype(np.float32) / np.float32(255.0)
+
+    def render(self, frame: np.ndarray) -> np.ndarray:
+        return to_uint8_rgb(frame)
+
+
+@hookimpl
+def mmtrack_kd_register_modalities(register: Callable[[type], None]) -> None:
+    """Register :class:`RGBAdapter`."""
+    register(RGBAdapter)

@@ -1,0 +1,97 @@
+"""The command line: exit codes, readable errors, recipe commands, plugin listing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from mmtrack_kd.cli import main
+from mmtrack_kd.plugins import default_registry
+
+REPO = Path(__file__).resolve().parents[1]
+
+TOY_RECIPE = """
+modality: {name: toy-thermal, bits: 16}
+data:
+  train: [{name: toy-data, root: /data/toy}]
+model:
+  backbone: {depth: 2, embed_dim: 64, num_heads: 4}
+"""
+
+
+@pytest.fixture
+def toy_plugins(make_distribution, monkeypatch):
+    """Only the toy plugins (tests/recipe_plugins.py), discovered through an entry point."""
+    make_distribution("toy-plugins", "0.1", {"toy": "tests.recipe_plugins"}, {})
+    monkeypatch.setenv("MMTRACK_KD_PLUGINS", "toy")
+    default_registry.cache_clear()
+    yield
+    default_registry.cache_clear()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mmtrack_kd", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def test_version_and_module_entry():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"mmtrack-kd {metadata.version('mmtrack-kd')}"
+
+
+def test_recipe_error_is_one_block_without_traceback(tmp_path, make_distribution):
+    site = make_distribution("toy-plugins", "0.1", {"toy": "tests.recipe_plugins"}, {})
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(TOY_RECIPE.replace("bits: 16", "bits: 12") + "trian: {}\n")
+    env = {"MMTRACK_KD_PLUGINS": "toy", "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
+    result = run_cli("recipe", "check", str(recipe), "--set", "model.backbone.depth=two", env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "3 problems" in result.stderr
+    for path in ("modality.bits", "model.backbone.depth", "trian"):
+        assert path in result.stderr
+
+
+def test_recipe_check_and_show(tmp_path, toy_plugins, capsys):
+    recipe = tmp_path / "toy.yaml"
+    recipe.write_text(TOY_RECIPE)
+    assert main(["recipe", "check", str(recipe)]) == 0
+    assert "ok" in capsys.readouterr().out
+    assert main(["recipe", "show", str(recipe), "--set", "teacher.optim.lr=1e-4"]) == 0
+    shown = capsys.readouterr().out
+    assert "lr: 0.0001" in shown
+    assert "name: toy\n" in shown  # the run name defaults to the file's stem
+    assert "gain: 1.0" in shown  # the plugin's option defaults are filled in
+
+
+def test_unknown_plugin_in_recipe_exits_2(tmp_path, toy_plugins, capsys):
+    recipe = tmp_path / "toy.yaml"
+    recipe.write_text(TOY_RECIPE.replace("toy-data", "lashr"))
+    assert main(["recipe", "check", str(recipe)]) == 2
+    assert "data.train.0.name" in capsys.readouterr().err
+
+
+def test_plugins_lists_every_installed_builtin(capsys, monkeypatch):
+    monkeypatch.delenv("MMTRACK_KD_PLUGINS", raising=False)
+    builtin = [ep.name for ep in metadata.entry_points(group="mmtrack_kd") if ep.dist and ep.dist.name == "mmtrack-kd"]
+    status = main(["plugins"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    for name in builtin:
+        assert name in out
+    registry = default_registry()
+    for name in builtin:
+        info = next(info for info in registry.plugins if info.name == name)
+        assert info.distribution == "mmtrack-kd" and not info.error and info.registers
