@@ -93,6 +93,21 @@ def cmd_recipe_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the recipe's stages."""
+    from mmtrack_kd.engine.run import train
+    from mmtrack_kd.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    folder = train(recipe, stage=args.stage, teacher=args.teacher, resume=args.resume,
+                   run_dir=args.run_dir)
+    console.print(f"trained {recipe.run_name}: checkpoints and metrics in {folder}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -115,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--teacher", type=Path, help="teacher checkpoint for --stage student")
     train.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
     train.add_argument("--run-dir", type=Path, help="run folder (default: output_dir/<name>)")
-    train.set_defaults(handler=_not_available("train", "training engine issue"))
+    train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="track and score on benchmarks")
     evaluate.add_argument("target", nargs="?", type=Path, help="run folder or checkpoint")

@@ -1,0 +1,28 @@
+"""Models: ViT backbone, centre head, mutual prompter, teacher, student, checkpoints, profiling.
+
+Every model takes ``model(templates, searches, return_features=False, keep_ratio=None)`` with one
+tensor per modality (``[rgb, aux]``) and returns a :class:`TrackerOutput`.
+"""
+
+from mmtrack_kd.models.base import TrackerOutput, TrackingModel
+from mmtrack_kd.models.build import MODEL_KINDS, build_model
+from mmtrack_kd.models.head import CenterHead, HeadOutput, boxes_at, peak_index
+from mmtrack_kd.models.prompter import MutualPrompter
+from mmtrack_kd.models.student import OneStreamStudent
+from mmtrack_kd.models.teacher import TwoStreamTeacher
+from mmtrack_kd.models.vit import ViTBackbone
+
+__all__ = [
+    "MODEL_KINDS",
+    "CenterHead",
+    "HeadOutput",
+    "MutualPrompter",
+    "OneStreamStudent",
+    "TrackerOutput",
+    "TrackingModel",
+    "TwoStreamTeacher",
+    "ViTBackbone",
+    "boxes_at",
+    "build_model",
+    "peak_index",
+]

@@ -1,0 +1,310 @@
+"""From a drawn pair of frames to the tensors a model trains on.
+
+OSTrack's ``STARKProcessing`` and transforms, for any number of aligned modalities:
+
+1. Jitter the box the crop is centred on (search: scale ``exp(N(0, 1) * 0.25)`` drawn separately
+   for width and height, centre shift ``3 * sqrt(w' * h') * U(-0.5, 0.5)`` per axis; template:
+   no jitter by default).
+2. Crop the square of side ``sqrt(w' * h') * factor`` around it (:mod:`mmtrack_kd.data.crop`),
+   the same window for every modality of the frame; express the true box in the crop.
+3. Augment: a horizontal flip of every modality of a frame and its box together; on the RGB
+   stream (the first) only, a rare grayscale (shared by template and search, as OSTrack's joint
+   transform) and a brightness factor ``U(1 - b, 1 + b)`` per crop, clamped to ``[0, 1]``.
+4. Normalise each modality with its adapter and turn ``H x W x C`` into ``(C, H, W)`` tensors.
+
+Flip: OSTrack flips the pair jointly and then each crop again on its own, both with probability
+0.5, so in effect template and search are each flipped independently with probability 0.5. Here
+each frame is flipped independently with ``flip_probability`` (the same at 0.5) and the flip
+applies to all its modalities.
+
+A pair whose jittered crop is degenerate (side below one pixel) or lies wholly outside the image
+is rejected (OSTrack's ``valid = False``) and the caller draws another.
+
+The training target is the Gaussian heat map of :func:`gaussian_heatmap` (CornerNet / CenterNet
+form as OSTrack's ``generate_heatmap``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence as SequenceOf
+
+import cv2
+import numpy as np
+import torch
+
+from mmtrack_kd.data.crop import crop, crop_window
+from mmtrack_kd.data.modality import ModalityAdapter
+
+# --------------------------------------------------------------------------- targets
+
+
+def gaussian_radius(wh: torch.Tensor, min_overlap: float = 0.7) -> torch.Tensor:
+    """CornerNet's ``gaussian_radius`` exactly as OSTrack (and CenterNet) ship it.
+
+    The three quadratic roots are taken as ``(b + sqrt(b^2 - 4ac)) / 2``, not ``/ (2a)``; this is
+    the widely copied variant OSTrack trains with ("bug version" in its comment), kept so that
+    targets and trained weights agree with OSTrack's.
+
+    Args:
+        wh: ``(..., 2)`` box width and height in feature-map cells.
+        min_overlap: IoU a box of the radius' corner offset must keep with the true box.
+
+    Returns:
+        ``(...)`` radius in cells (real-valued; callers truncate).
+    """
+    width, height = wh[..., 0], wh[..., 1]
+    b1 = height + width
+    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + torch.sqrt(b1**2 - 4 * c1)) / 2
+    b2 = 2 * (height + width)
+    c2 = (1 - min_overlap) * width * height
+    r2 = (b2 + torch.sqrt(b2**2 - 16 * c2)) / 2
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (height + width)
+    c3 = (min_overlap - 1) * width * height
+    r3 = (b3 + torch.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return torch.minimum(r1, torch.minimum(r2, r3))
+
+
+def gaussian_heatmap(
+    boxes: torch.Tensor | np.ndarray, feat_size: int, min_overlap: float = 0.7
+) -> torch.Tensor:
+    """Gaussian centre heat maps, OSTrack's ``generate_heatmap`` vectorised over boxes.
+
+    The peak (value 1) sits at cell ``round(centre * feat_size)`` (torch's round, half to even,
+    as OSTrack); radius ``r = int(gaussian_radius(w, h) in cells)`` (truncated, at least 0),
+    ``sigma = (2r + 1) / 6``, zero beyond ``r`` cells on either axis. A centre outside the map
+    leaves only the part of the Gaussian that falls on it.
+
+    Args:
+        boxes: ``(..., 4)`` ``x, y, w, h`` normalised to the search crop (``[0, 1]``).
+        feat_size: side of the score map (``search_size // patch_size``).
+        min_overlap: CornerNet's minimum overlap (0.7 in OSTrack).
+
+    Returns:
+        ``(..., feat_size, feat_size)`` float32, on the boxes' device.
+    """
+    boxes = torch.as_tensor(boxes)
+    if not boxes.is_floating_point():
+        boxes = boxes.float()
+    boxes = boxes.to(torch.float32)
+    leading = boxes.shape[:-1]
+    cells = boxes.reshape(-1, 4) * feat_size
+    wh = cells[:, 2:]
+    centre = torch.round(cells[:, :2] + wh / 2)
+    radius = gaussian_radius(wh, min_overlap).clamp_min(0).to(torch.int64).to(torch.float32)
+    sigma = (2 * radius + 1) / 6
+    grid = torch.arange(feat_size, dtype=torch.float32, device=boxes.device)
+    dx = grid[None, :] - centre[:, 0:1]  # (B, F)
+    dy = grid[None, :] - centre[:, 1:2]
+    denominator = (2 * sigma**2)[:, None]
+    gx = torch.exp(-(dx**2) / denominator) * (dx.abs() <= radius[:, None])
+    gy = torch.exp(-(dy**2) / denominator) * (dy.abs() <= radius[:, None])
+    heat = gy[:, :, None] * gx[:, None, :]  # exp(-(dx^2 + dy^2) / 2 sigma^2) is separable
+    return heat.reshape(*leading, feat_size, feat_size)
+
+
+# --------------------------------------------------------------------------- jitter
+
+
+def jitter_box(
+    box: np.ndarray, scale_jitter: float, centre_jitter: float, rng: np.random.Generator
+) -> np.ndarray:
+    """OSTrack's ``_get_jittered_box``.
+
+    Width and height are each scaled by ``exp(N(0, 1) * scale_jitter)``; the centre moves by
+    ``centre_jitter * sqrt(w' * h') * U(-0.5, 0.5)`` on each axis. Draws two normals, then two
+    uniforms, whatever the factors (so the generator advances the same way every time).
+
+    Args:
+        box: ``x, y, w, h`` image pixels.
+
+    Returns:
+        The jittered ``x, y, w, h``, ``(4,)`` float64.
+    """
+    box = np.asarray(box, dtype=np.float64)
+    size = box[2:4] * np.exp(rng.standard_normal(2) * scale_jitter)
+    reach = np.sqrt(size.prod()) * centre_jitter
+    centre = box[0:2] + 0.5 * box[2:4] + reach * (rng.random(2) - 0.5)
+    return np.concatenate([centre - 0.5 * size, size])
+
+
+# --------------------------------------------------------------------------- processing
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How one side of the pair (template or search) is cropped.
+
+    Attributes:
+        size: output side in pixels.
+        factor: crop side / ``sqrt(w * h)``.
+        scale_jitter: ``exp(N(0, 1) * scale_jitter)`` on width and height.
+        centre_jitter: centre shift in ``sqrt(area)`` units (times ``U(-0.5, 0.5)``).
+    """
+
+    size: int
+    factor: float
+    scale_jitter: float = 0.0
+    centre_jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Augmentation switches (OSTrack's training transforms by default).
+
+    Attributes:
+        flip_probability: horizontal flip of a frame (all its modalities and its box).
+        brightness_jitter: RGB brightness factor drawn from ``U(max(0, 1 - b), 1 + b)``.
+        grayscale_probability: RGB to grey (replicated to three channels) for the whole pair.
+    """
+
+    flip_probability: float = 0.5
+    brightness_jitter: float = 0.2
+    grayscale_probability: float = 0.05
+
+
+NO_AUGMENTATION = Augmentation(0.0, 0.0, 0.0)
+
+
+@dataclass
+class _Side:
+    """One processed frame: normalised tensors per modality and the box in the crop."""
+
+    tensors: list[torch.Tensor]
+    box: np.ndarray
+
+
+class PairProcessing:
+    """Turns the frames of a drawn pair into a training sample.
+
+    Args:
+        adapters: one adapter per stream, RGB first (its :meth:`ModalityAdapter.normalise`
+            is applied to that stream's crops; photometric augmentation touches stream 0 only).
+        template: crop of the template frame.
+        search: crop of the search frame.
+        feat_size: side of the score map the heat map is drawn on (``search_size // patch``).
+        augmentation: flip / brightness / grayscale settings (:data:`NO_AUGMENTATION` for a
+            validation set).
+    """
+
+    def __init__(
+        self,
+        adapters: SequenceOf[ModalityAdapter],
+        template: CropSpec,
+        search: CropSpec,
+        feat_size: int,
+        augmentation: Augmentation = Augmentation(),
+    ) -> None:
+        if not adapters:
+            raise ValueError("at least one modality adapter (RGB) is needed")
+        self.adapters = list(adapters)
+        self.template = template
+        self.search = search
+        self.feat_size = int(feat_size)
+        self.augmentation = augmentation
+        self._means = [np.asarray(a.mean, dtype=np.float32) for a in self.adapters]
+        self._stds = [np.asarray(a.std, dtype=np.float32) for a in self.adapters]
+
+    def __call__(
+        self,
+        template_frames: SequenceOf[np.ndarray],
+        template_box: np.ndarray,
+        search_frames: SequenceOf[np.ndarray],
+        search_box: np.ndarray,
+        rng: np.random.Generator,
+    ) -> dict[str, object] | None:
+        """Process one pair.
+
+        Args:
+            template_frames: ``H x W x C_m`` per stream (adapter order), one time step.
+            template_box: target ``x, y, w, h`` image pixels in the template frame.
+            search_frames: likewise for the search frame.
+            search_box: target box in the search frame.
+            rng: every random choice comes from here, in a fixed order.
+
+        Returns:
+            ``template`` / ``search``: lists (stream order) of ``(C_m, S, S)`` float32 tensors;
+            ``template_box`` / ``search_box``: ``(4,)`` float32 ``x, y, w, h`` normalised to the
+            crop side; ``heatmap``: ``(feat_size, feat_size)`` float32 -- or None when the
+            jittered crop is unusable and another pair should be drawn.
+        """
+        # Draw everything up front, in a fixed order, so geometry does not depend on which
+        # augmentations are switched on.
+        template_jitter = self._jitter(template_box, self.template, rng)
+        search_jitter = self._jitter(search_box, self.search, rng)
+        aug = self.augmentation
+        grey = rng.random() < aug.grayscale_probability
+        flips = rng.random(2) < aug.flip_probability
+        low = max(0.0, 1.0 - aug.brightness_jitter)
+        brightness = rng.uniform(low, 1.0 + aug.brightness_jitter, size=2)
+
+        template = self._side(template_frames, template_box, template_jitter, self.template,
+                              bool(flips[0]), grey, float(brightness[0]))
+        if template is None:
+            return None
+        search = self._side(search_frames, search_box, search_jitter, self.search,
+                            bool(flips[1]), grey, float(brightness[1]))
+        if search is None:
+            return None
+        search_box_t = torch.from_numpy(search.box.astype(np.float32))
+        return {
+            "template": template.tensors,
+            "search": search.tensors,
+            "template_box": torch.from_numpy(template.box.astype(np.float32)),
+            "search_box": search_box_t,
+            "heatmap": gaussian_heatmap(search_box_t, self.feat_size),
+        }
+
+    @staticmethod
+    def _jitter(box: np.ndarray, spec: CropSpec, rng: np.random.Generator) -> np.ndarray:
+        return jitter_box(box, spec.scale_jitter, spec.centre_jitter, rng)
+
+    def _side(
+        self,
+        frames: SequenceOf[np.ndarray],
+        box: np.ndarray,
+        jittered: np.ndarray,
+        spec: CropSpec,
+        flip: bool,
+        grey: bool,
+        brightness: float,
+    ) -> _Side | None:
+        if len(frames) != len(self.adapters):
+            raise ValueError(f"{len(frames)} frames for {len(self.adapters)} modality adapters")
+        try:
+            window = crop_window(jittered, spec.factor, spec.size)
+        except ValueError:
+            return None
+        height, width = frames[0].shape[:2]
+        if not window.overlaps(height, width):
+            return None
+        crops = [crop(frame, window) for frame in frames]
+        target = window.to_crop(box, normalised=True)
+        if flip:
+            crops = [c[:, ::-1] for c in crops]
+            target[0] = 1.0 - target[0] - target[2]
+        crops[0] = self._photometric(crops[0], grey, brightness)
+        tensors = [
+            _to_tensor((c.astype(np.float32, copy=False) - mean) / std)
+            for c, mean, std in zip(crops, self._means, self._stds)
+        ]
+        return _Side(tensors, target)
+
+    def _photometric(self, rgb: np.ndarray, grey: bool, brightness: float) -> np.ndarray:
+        """Grayscale and brightness on the RGB crop (values in ``[0, 1]``)."""
+        rgb = rgb.astype(np.float32, copy=False)
+        if grey and rgb.ndim == 3 and rgb.shape[2] == 3:
+            luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+            rgb = np.repeat(luma[:, :, None], 3, axis=2)
+        if brightness != 1.0:
+            rgb = np.clip(rgb * np.float32(brightness), 0.0, 1.0)
+        return rgb
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``H x W x C`` (or ``H x W``) array -> contiguous ``(C, H, W)`` float32 tensor."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))

@@ -1,0 +1,69 @@
+"""Process-group set-up for ``torchrun`` (single- and multi-node) and rank helpers."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process sits: rank, world size, local rank and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the only rank that logs and saves."""
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when running under a process group of more than one process."""
+        return self.world_size > 1
+
+
+def choose_device(requested: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        from mmtrack_kd.errors import MmtrackError
+
+        raise MmtrackError("train.device is cuda but no CUDA device is available")
+    return torch.device(requested)
+
+
+def init_distributed(requested_device: str = "auto", timeout_s: float = 1800) -> DistributedContext:
+    """Join the process group that ``torchrun`` describes in the environment (``env://``):
+    nccl when each process has a GPU, gloo on CPUs. Without ``WORLD_SIZE`` > 1 it does nothing."""
+    device = choose_device(requested_device)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistributedContext(device=device)
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend=backend,
+            init_method="env://",
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
+    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group if one was joined."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

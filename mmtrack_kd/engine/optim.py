@@ -1,0 +1,59 @@
+"""AdamW with a backbone and a non-backbone learning rate, warm-up and step decay."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from mmtrack_kd.recipe import OptimConfig
+
+BACKBONE_PREFIX = "backbone."
+
+
+def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict]:
+    """Two groups as the paper trains: the ViT backbone at ``lr_backbone``, everything else
+    (prompters, fusion, head, modality embedding) at ``lr``. Frozen parameters are left out."""
+    backbone, other = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (backbone if name.startswith(BACKBONE_PREFIX) else other).append(parameter)
+    groups = [
+        {"params": backbone, "lr": optim.lr_backbone, "name": "backbone"},
+        {"params": other, "lr": optim.lr, "name": "other"},
+    ]
+    return [group for group in groups if group["params"]]
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
+    """AdamW over :func:`parameter_groups` with the recipe's weight decay."""
+    return torch.optim.AdamW(parameter_groups(model, optim), weight_decay=optim.weight_decay)
+
+
+def lr_factor(update: int, updates_per_epoch: int, optim: OptimConfig) -> float:
+    """Learning-rate multiplier at optimiser update ``update`` (0-based): linear warm-up over
+    ``warmup_epochs``, then ``lr_drop_factor`` once ``lr_drop_epoch`` epochs are done."""
+    epoch = update / max(updates_per_epoch, 1)
+    factor = 1.0
+    if optim.warmup_epochs > 0 and epoch < optim.warmup_epochs:
+        factor = (update + 1) / (optim.warmup_epochs * updates_per_epoch)
+    if optim.lr_drop_epoch and epoch >= optim.lr_drop_epoch:
+        factor *= optim.lr_drop_factor
+    return min(factor, 1.0) if epoch < optim.warmup_epochs else factor
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, updates_per_epoch: int, optim: OptimConfig
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-update LambdaLR of :func:`lr_factor`; its state is just the update count."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda update: lr_factor(update, updates_per_epoch, optim)
+    )
+
+
+def grad_norm(parameters: Iterable[torch.Tensor]) -> float:
+    """The global L2 norm of the gradients (for logging when clipping is off)."""
+    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0

@@ -1,0 +1,616 @@
+"""One training stage (teacher, or distilled student) and the run that chains them.
+
+The loop is deliberately plain: a deterministic sample stream, gradient accumulation, mixed
+precision, clipping, a per-update learning-rate schedule, atomic checkpoints at update
+boundaries and a clean stop on Ctrl-C or a non-finite loss. Everything needed to continue is in
+``last.pt``, so ``--resume`` ends with the same weights as an uninterrupted run on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import platform
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from mmtrack_kd.engine.build import (
+    ModalitySetup,
+    Stage,
+    build_datasets,
+    build_modalities,
+    model_config,
+)
+from mmtrack_kd.engine.checkpoint import (
+    CHECKPOINT_FORMAT,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_atomic,
+)
+from mmtrack_kd.engine.distributed import DistributedContext
+from mmtrack_kd.engine.metrics_log import MetricsLog
+from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
+from mmtrack_kd.errors import MmtrackError
+from mmtrack_kd.recipe import OptimConfig, Recipe
+
+log = logging.getLogger(__name__)
+
+
+class TrainingStopped(MmtrackError):
+    """The run stopped early (non-finite loss); the message names the step and the checkpoint."""
+
+
+@dataclass
+class Progress:
+    """Where a stage is: epochs done, micro-batches consumed in the current epoch, updates."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    update: int = 0
+    samples: int = 0
+    best_val: float = math.inf
+    finished: bool = False
+
+
+class StageSampler(DistributedSampler):
+    """A :class:`DistributedSampler` over a deterministic sample stream that can start part-way
+    through an epoch.
+
+    Sample ``epoch * samples_per_epoch + k`` is always the same pair (the dataset derives it
+    from the seed and the index), so there is nothing to shuffle: each update takes the next
+    ``batch_size`` indices, split across ranks and accumulation steps, and a resumed run skips
+    exactly the micro-batches already consumed.
+    """
+
+    def __init__(self, dataset: Any, ctx: DistributedContext, batch_size: int,
+                 accumulate: int, samples_per_epoch: int) -> None:
+        super().__init__(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=False)
+        self.batch_size = batch_size
+        self.accumulate = accumulate
+        self.micro = batch_size // (ctx.world_size * accumulate)
+        self.updates_per_epoch = samples_per_epoch // batch_size
+        self.samples_per_epoch = samples_per_epoch
+        self.start_batch = 0
+
+    def set_start(self, batch_in_epoch: int) -> None:
+        """Skip the first ``batch_in_epoch`` micro-batches of the next epoch iterated."""
+        self.start_batch = batch_in_epoch
+
+    def __len__(self) -> int:
+        return (self.updates_per_epoch * self.accumulate - self.start_batch) * self.micro
+
+    def __iter__(self) -> Iterator[int]:
+        base = self.epoch * self.samples_per_epoch
+        world = self.num_replicas
+        for batch in range(self.start_batch, self.updates_per_epoch * self.accumulate):
+            update, step = divmod(batch, self.accumulate)
+            first = base + update * self.batch_size + (step * world + self.rank) * self.micro
+            yield from range(first, first + self.micro)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting (None: full fp32)."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move every tensor (and lists of tensors) of a batch to ``device``."""
+    moved: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            moved[key] = value.to(device, non_blocking=True)
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
+            moved[key] = [item.to(device, non_blocking=True) for item in value]
+        else:
+            moved[key] = value
+    return moved
+
+
+def loss_inputs(output: Any) -> dict[str, Any]:
+    """A model's :class:`TrackerOutput` as the mapping the losses read (``keep_mask`` is the
+    per-block token mask of candidate elimination)."""
+    return {
+        "score_map": output.score_map,
+        "score_logits": output.score_logits,
+        "boxes": output.boxes,
+        "features": output.features,
+        "keep_mask": output.feature_masks,
+    }
+
+
+def keep_ratio_at(recipe: Recipe, epoch: int) -> float | None:
+    """Candidate elimination's scheduled keep ratio: 1 until the ramp starts, then linear to
+    the target (OSTrack's schedule), None when elimination is off."""
+    elimination = recipe.student.candidate_elimination
+    if not elimination.enabled:
+        return None
+    start, end = elimination.ramp_epochs
+    if epoch < start:
+        return 1.0
+    if epoch >= end or end <= start:
+        return elimination.keep_ratio
+    progress = (epoch - start) / (end - start)
+    return 1.0 - (1.0 - elimination.keep_ratio) * progress
+
+
+class StageTrainer:
+    """Trains one stage of a recipe in ``run_dir/<stage>/``."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        stage: Stage,
+        run_dir: Path,
+        ctx: DistributedContext,
+        teacher_checkpoint: Path | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.recipe = recipe
+        self.stage = stage
+        self.ctx = ctx
+        self.folder = Path(run_dir) / stage
+        self.resume = resume
+        self.optim: OptimConfig = recipe.teacher.optim if stage == "teacher" else recipe.student.optim
+        self.teacher_checkpoint = teacher_checkpoint
+        world, accumulate = ctx.world_size, self.optim.accumulate
+        if self.optim.batch_size % (world * accumulate):
+            raise MmtrackError(
+                f"{stage}.optim.batch_size {self.optim.batch_size} is not divisible by "
+                f"world size {world} x accumulate {accumulate}; the batch size is global"
+            )
+        if self.optim.samples_per_epoch < self.optim.batch_size:
+            raise MmtrackError(
+                f"{stage}.optim.samples_per_epoch {self.optim.samples_per_epoch} is smaller than "
+                f"the batch size {self.optim.batch_size}"
+            )
+        self.micro_batch = self.optim.batch_size // (world * accumulate)
+        self.updates_per_epoch = self.optim.samples_per_epoch // self.optim.batch_size
+        self.amp_dtype = autocast_dtype(recipe.train.precision, ctx.device)
+        self.progress = Progress()
+        self._boundary_rng: dict[str, Any] | None = None
+        self._last_saved: Path | None = None
+
+    # -- construction -----------------------------------------------------------------------
+
+    def _build(self) -> None:
+        from mmtrack_kd.data.loader import build_train_dataset, build_val_dataset
+        from mmtrack_kd.engine.losses import (
+            DistillationLoss,
+            FeatureDistillLoss,
+            ResponseDistillLoss,
+            TrackingLoss,
+        )
+        from mmtrack_kd.models import build_model
+
+        recipe, stage = self.recipe, self.stage
+        self.modalities: ModalitySetup = build_modalities(recipe, stage)
+        self.kind, self.model_config = model_config(recipe, stage, self.modalities.aux_channels)
+        # Same initial weights on every rank (DDP also broadcasts rank 0's at wrap time).
+        torch.manual_seed(recipe.seed)
+        model = build_model(self.kind, self.model_config)
+        self._initialise(model)
+        self.model = model.to(self.ctx.device)
+        self.teacher = self._load_teacher() if stage == "student" else None
+
+        train_sets = build_datasets(recipe.data.train, "data.train", self.modalities.names[-1])
+        if not train_sets:
+            raise MmtrackError("data.train is empty: the recipe names no training dataset")
+        val_choices = recipe.data.val or recipe.data.train
+        val_sets = build_datasets(val_choices, "data.val" if recipe.data.val else "data.train",
+                                  self.modalities.names[-1])
+        common = dict(
+            adapters=list(self.modalities.adapters),
+            model=recipe.model,
+            sampler=recipe.data.sampler,
+        )
+        self.train_set = build_train_dataset(
+            datasets=train_sets, seed=recipe.seed, samples_per_epoch=self.optim.samples_per_epoch, **common
+        )
+        self.val_set = build_val_dataset(
+            datasets=val_sets, seed=recipe.seed + 1_000_003, num_samples=recipe.data.val_samples, **common
+        ) if recipe.data.val_samples else None
+
+        loss_weights = recipe.train.loss
+        tracking = TrackingLoss(loss_weights.focal, loss_weights.giou, loss_weights.l1)
+        self.tracking_loss = tracking
+        if stage == "student" and not recipe.student.single_modality:
+            feature = recipe.distill.feature
+            response = recipe.distill.response
+            self.criterion = DistillationLoss(
+                tracking,
+                FeatureDistillLoss(
+                    layers=feature.resolve_layers(recipe.model.backbone.depth),
+                    weighting=feature.weighting,
+                    weight=feature.weight,
+                ),
+                ResponseDistillLoss(temperature=response.temperature, weight=response.weight),
+            )
+            self.distilling = feature.weight > 0 or response.weight > 0
+            self.need_features = feature.weight > 0
+        else:
+            self.criterion = tracking
+            self.distilling = False
+            self.need_features = False
+        if self.teacher is not None and not self.distilling:
+            self.teacher = None  # FOST: the teacher is never run
+
+        if self.ctx.enabled:
+            ddp_args = {"device_ids": [self.ctx.local_rank]} if self.ctx.device.type == "cuda" else {}
+            self.model = DistributedDataParallel(self.model, **ddp_args)
+        self.optimizer = build_optimizer(unwrap(self.model), self.optim)
+        self.scheduler = build_scheduler(self.optimizer, self.updates_per_epoch, self.optim)
+        self.scaler = torch.amp.GradScaler(
+            self.ctx.device.type, enabled=self.amp_dtype == torch.float16
+        )
+
+    def _initialise(self, model: nn.Module) -> None:
+        """Start weights: a pretrained checkpoint (teacher; student with init=pretrained) or the
+        teacher's backbone, fusion and head (student with init=teacher)."""
+        from mmtrack_kd.models.checkpoints import load_pretrained
+
+        recipe = self.recipe
+        if self.resume and (self.folder / "last.pt").is_file():
+            return  # weights come from last.pt
+        source = None
+        if self.stage == "teacher" or recipe.student.init == "pretrained":
+            source = recipe.model.pretrained
+        elif recipe.student.init == "teacher" and self.teacher_checkpoint is not None:
+            source = self.teacher_checkpoint
+        if source is None:
+            return
+        report = load_pretrained(model, source)
+        if self.ctx.is_main:
+            log.info("%s: initialised from %s\n%s", self.stage, source, report)
+
+    def _load_teacher(self) -> nn.Module | None:
+        from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
+
+        if self.teacher_checkpoint is None:
+            return None
+        teacher, _ = load_model_from_checkpoint(self.teacher_checkpoint)
+        if getattr(teacher, "kind", "teacher") != "teacher":
+            raise MmtrackError(f"{self.teacher_checkpoint} holds a {teacher.kind}, not a teacher")
+        # Frozen, eval mode, outside DDP: it only provides targets.
+        teacher.eval().requires_grad_(False)
+        return teacher.to(self.ctx.device)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _payload(self, full: bool) -> dict[str, Any]:
+        recipe_data = json.loads(self.recipe.model_dump_json())
+        payload: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "kind": self.kind,
+            "stage": self.stage,
+            "model_config": self.model_config,
+            "model": unwrap(self.model).state_dict(),
+            "modalities": [
+                {"name": adapter.name, "options": adapter.options.model_dump(mode="json")}
+                for adapter in self.modalities.adapters
+            ],
+            "crop": {
+                "template_size": self.recipe.model.template_size,
+                "search_size": self.recipe.model.search_size,
+                "template_factor": self.recipe.model.template_factor,
+                "search_factor": self.recipe.model.search_factor,
+            },
+            "progress": vars(self.progress).copy(),
+            "recipe": recipe_data,
+        }
+        if full:
+            payload.update(
+                optimizer=self.optimizer.state_dict(),
+                scheduler=self.scheduler.state_dict(),
+                scaler=self.scaler.state_dict(),
+                rng=self._boundary_rng or capture_rng(),
+            )
+        return payload
+
+    def save(self, name: str = "last.pt", full: bool = True) -> Path:
+        """Write a checkpoint atomically (rank 0 only)."""
+        path = self.folder / name
+        if self.ctx.is_main:
+            save_atomic(self._payload(full), path)
+            if name == "last.pt":
+                self._last_saved = path
+        return path
+
+    def _restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        if state.get("stage") != self.stage:
+            raise MmtrackError(f"{path} is a {state.get('stage')} checkpoint, not {self.stage}")
+        if state.get("model_config") != self.model_config:
+            raise MmtrackError(
+                f"{path} was written for a different model configuration; resume with the "
+                "recipe that started the run (see its recipe.yaml)"
+            )
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(**state["progress"])
+        restore_rng(state["rng"])
+        self._last_saved = path
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        """Train (or continue) the stage; returns the folder holding last.pt and best.pt."""
+        self._build()
+        last = self.folder / "last.pt"
+        if self.resume and last.is_file():
+            self._restore(last)
+            if self.ctx.is_main:
+                log.info("%s: resumed from %s at epoch %d, update %d", self.stage, last,
+                         self.progress.epoch, self.progress.update)
+            if self.progress.finished:
+                return self.folder
+        elif last.is_file() and self.ctx.is_main:
+            raise MmtrackError(
+                f"{self.folder} already holds a run; pass --resume to continue it or choose "
+                "another --run-dir"
+            )
+        self.metrics = MetricsLog(self.folder, enabled=self.ctx.is_main)
+        self._boundary_rng = capture_rng()
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            while self.progress.epoch < self.optim.epochs:
+                self._train_epoch()
+                self._end_epoch()
+            self.progress.finished = True
+            self.save("last.pt")
+        except KeyboardInterrupt:
+            path = self.save("last.pt")
+            if self.ctx.is_main:
+                log.warning("%s: interrupted; saved %s (resume with --resume)", self.stage, path)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.metrics.close()
+        return self.folder
+
+    def _loader(self) -> DataLoader:
+        from mmtrack_kd.data.loader import worker_init_fn
+
+        sampler = StageSampler(self.train_set, self.ctx, self.optim.batch_size,
+                               self.optim.accumulate, self.optim.samples_per_epoch)
+        sampler.set_epoch(self.progress.epoch)
+        sampler.set_start(self.progress.batch_in_epoch)
+        workers = self.recipe.data.workers
+        return DataLoader(
+            self.train_set,
+            batch_size=self.micro_batch,
+            sampler=sampler,
+            num_workers=workers,
+            worker_init_fn=worker_init_fn if workers else None,
+            # A private generator: creating an iterator must not draw from the global RNG, or
+            # a resumed run would see different dropout than an uninterrupted one.
+            generator=torch.Generator().manual_seed(self.recipe.seed),
+            pin_memory=self.ctx.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=False,
+        )
+
+    def _forward_loss(self, batch: dict[str, Any], keep_ratio: float | None) -> tuple[torch.Tensor, dict[str, float]]:
+        device_type = self.ctx.device.type
+        autocast = (
+            torch.autocast(device_type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            output = self.model(batch["template"], batch["search"],
+                                return_features=self.need_features, keep_ratio=keep_ratio)
+            if self.stage == "student" and not self.recipe.student.single_modality:
+                teacher_output = None
+                if self.teacher is not None:
+                    with torch.no_grad():
+                        teacher_output = self.teacher(batch["template"], batch["search"],
+                                                      return_features=self.need_features)
+                return self.criterion(loss_inputs(output), batch,
+                                      None if teacher_output is None else loss_inputs(teacher_output))
+            return self.criterion(loss_inputs(output), batch)
+
+    def _train_epoch(self) -> None:
+        model, optim = self.model, self.optim
+        model.train()
+        keep_ratio = keep_ratio_at(self.recipe, self.progress.epoch) if self.stage == "student" else None
+        loader = self._loader()
+        accumulate = optim.accumulate
+        total_batches = self.updates_per_epoch * accumulate
+        started = time.perf_counter()
+        seen_at_start = self.progress.samples
+        running: dict[str, float] = {}
+        count = 0
+        bar = _ProgressBar(self.ctx.is_main, f"{self.stage} epoch {self.progress.epoch + 1}/{optim.epochs}",
+                           total_batches, self.progress.batch_in_epoch)
+        with bar:
+            for batch in loader:
+                batch = to_device(batch, self.ctx.device)
+                step = self.progress.batch_in_epoch % accumulate
+                last_micro = step == accumulate - 1
+                sync = contextlib.nullcontext()
+                if self.ctx.enabled and not last_micro:
+                    sync = model.no_sync()
+                with sync:
+                    loss, terms = self._forward_loss(batch, keep_ratio)
+                    self._check_finite(loss, terms)
+                    self.scaler.scale(loss / accumulate).backward()
+                self.progress.batch_in_epoch += 1
+                for key, value in terms.items():
+                    running[key] = running.get(key, 0.0) + float(value)
+                count += 1
+                if not last_micro:
+                    continue
+                self._update()
+                self.progress.samples += optim.batch_size
+                elapsed = time.perf_counter() - started
+                rate = (self.progress.samples - seen_at_start) / max(elapsed, 1e-9)
+                means = {key: value / count for key, value in running.items()}
+                bar.advance(accumulate, means, rate)
+                if self.progress.update % self.recipe.train.log_every == 0:
+                    self.metrics.write({
+                        "event": "train", "epoch": self.progress.epoch, "update": self.progress.update,
+                        "samples": self.progress.samples, "lr": self.scheduler.get_last_lr()[-1],
+                        "lr_backbone": self.scheduler.get_last_lr()[0],
+                        "samples_per_s": rate, "keep_ratio": keep_ratio, **means,
+                    })
+                    if not bar.visible and self.ctx.is_main:
+                        log.info("%s epoch %d update %d: %s, %.1f samples/s", self.stage,
+                                 self.progress.epoch + 1, self.progress.update,
+                                 ", ".join(f"{k} {v:.4f}" for k, v in means.items()), rate)
+                    running, count = {}, 0
+                if self.progress.update % self.recipe.train.checkpoint_every == 0:
+                    self.save("last.pt")
+
+    def _update(self) -> None:
+        optim = self.optim
+        if optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(unwrap(self.model).parameters(), optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.progress.update += 1
+        self._boundary_rng = capture_rng()
+
+    def _check_finite(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
+        bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).item() else 1.0, device=self.ctx.device)
+        if self.ctx.enabled:
+            torch.distributed.all_reduce(bad)
+        if bad.item() == 0:
+            return
+        shown = ", ".join(f"{key}={float(value):.6g}" for key, value in terms.items())
+        last = self._last_saved or "none written yet"
+        raise TrainingStopped(
+            f"{self.stage}: non-finite loss at epoch {self.progress.epoch + 1}, update "
+            f"{self.progress.update + 1} (loss terms: {shown or float(loss)}); stopped without "
+            f"saving the diverged weights. Last good checkpoint: {last}"
+        )
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean tracking loss over the fixed validation pairs."""
+        if self.val_set is None:
+            return math.nan
+        model = unwrap(self.model)
+        model.eval()
+        loader = DataLoader(self.val_set, batch_size=self.micro_batch, shuffle=False,
+                            num_workers=self.recipe.data.workers,
+                            generator=torch.Generator().manual_seed(0))
+        total, count = 0.0, 0
+        for batch in loader:
+            batch = to_device(batch, self.ctx.device)
+            output = model(batch["template"], batch["search"])
+            loss, _ = self.tracking_loss(loss_inputs(output), batch)
+            size = batch["search_box"].shape[0]
+            total += float(loss) * size
+            count += size
+        model.train()
+        return total / max(count, 1)
+
+    def _end_epoch(self) -> None:
+        val_loss = math.nan
+        if self.ctx.is_main:
+            val_loss = self.validate()
+        self.progress.epoch += 1
+        self.progress.batch_in_epoch = 0
+        improved = not math.isnan(val_loss) and val_loss < self.progress.best_val
+        if improved:
+            self.progress.best_val = val_loss
+        self.metrics.write({"event": "epoch", "epoch": self.progress.epoch, "update": self.progress.update,
+                            "samples": self.progress.samples, "val_loss": val_loss})
+        if self.ctx.is_main:
+            log.info("%s epoch %d done: validation loss %.4f%s", self.stage, self.progress.epoch,
+                     val_loss, " (best)" if improved else "")
+        self.save("last.pt")
+        if improved or (math.isnan(val_loss) and self.ctx.is_main):
+            self.save("best.pt", full=False)
+        if self.ctx.enabled:
+            torch.distributed.barrier()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class _ProgressBar:
+    """A rich progress bar with loss terms, samples/s and ETA, on a terminal and rank 0 only."""
+
+    def __init__(self, enabled: bool, title: str, total: int, completed: int) -> None:
+        from mmtrack_kd.console import error_console
+
+        self.visible = enabled and error_console.is_terminal
+        self._progress = None
+        if self.visible:
+            from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+            self._progress = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+                console=error_console, transient=False,
+            )
+            self._task = self._progress.add_task(title, total=total, completed=completed, status="")
+
+    def __enter__(self) -> "_ProgressBar":
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, steps: int, terms: dict[str, float], rate: float) -> None:
+        if self._progress is None:
+            return
+        status = " ".join(f"{key} {value:.3f}" for key, value in terms.items()) + f" | {rate:.1f}/s"
+        self._progress.update(self._task, advance=steps, status=status)
+
+
+def write_env(run_dir: Path) -> None:
+    """``env.json``: versions of Python, torch, timm and the plugins in use."""
+    import timm
+
+    from mmtrack_kd import __version__
+    from mmtrack_kd.plugins import default_registry
+
+    registry = default_registry()
+    env = {
+        "mmtrack_kd": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        "plugins": [
+            {"name": info.name, "distribution": info.distribution, "version": info.version,
+             "registers": info.registers, "error": info.error}
+            for info in registry.plugins
+        ],
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "env.json").write_text(json.dumps(env, indent=2))

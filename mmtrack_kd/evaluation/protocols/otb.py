@@ -1,0 +1,73 @@
+"""Plain OTB one-pass evaluation: precision and success curves averaged over sequences.
+
+Precision ``P(tau)`` is the share of frames whose centre error is ``<= tau``, ``tau = 0..50``
+px; the headline PR is ``P(20)``. Success ``S(theta)`` is the share of frames with IoU
+``> theta`` (strictly), ``theta = 0, 0.05, ..., 1``; the headline SR is the mean of these 21
+values (not a trapezoid). Each sequence gets its own curves; the curves are averaged over
+sequences. The predictions are scored as given: no box is replaced (the first frame
+included), and a NaN box misses at every threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from os import PathLike
+
+import numpy as np
+
+from mmtrack_kd.evaluation.groundtruth import GroundTruth
+from mmtrack_kd.evaluation.metrics import centre_error, iou
+from mmtrack_kd.evaluation.protocols._core import (
+    PRECISION_SPEC,
+    SUCCESS_SPEC,
+    ArrayLike,
+    MeanCurveProtocol,
+    SequenceInput,
+    index_of,
+    run,
+)
+from mmtrack_kd.evaluation.result import ProtocolResult
+
+
+class OTBProtocol(MeanCurveProtocol):
+    """OTB precision at 20 px and success (mean of 21 thresholds), one ground truth."""
+
+    name = "otb"
+    curve_specs = (PRECISION_SPEC, SUCCESS_SPEC)
+    precision_key = "PR"
+    success_key = "SR"
+
+    def frame_values(self, seq: SequenceInput) -> dict[str, np.ndarray]:
+        return {
+            "precision": centre_error(seq.pred, seq.gt.boxes),
+            "success": iou(seq.pred, seq.gt.boxes),
+        }
+
+    def headline(self, curves: dict[str, np.ndarray]) -> dict[str, float]:
+        return {
+            self.precision_key: float(curves["precision"][index_of(PRECISION_SPEC.thresholds, 20)]),
+            self.success_key: float(np.mean(curves["success"])),
+        }
+
+
+def score_otb(
+    predictions: Mapping[str, ArrayLike],
+    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
+    confidences: Mapping[str, ArrayLike] | None = None,
+    files: Mapping[str, str | PathLike[str]] | None = None,
+    attributes: bool = True,
+) -> ProtocolResult:
+    """Score with plain OTB precision / success.
+
+    Args:
+        predictions: sequence name -> ``(M, 4)`` boxes (x, y, w, h, pixels), ``M >= N``; longer
+            results are cut to the ground truth.
+        ground_truths: the sequences to score (their ``boxes`` are used).
+        confidences: unused.
+        files: sequence name -> result file, named in error messages.
+        attributes: also score each attribute's subset.
+
+    Returns:
+        Scores ``{"PR", "SR"}``, curves ``precision`` and ``success``.
+    """
+    return run(OTBProtocol(), predictions, ground_truths, confidences, files, attributes)

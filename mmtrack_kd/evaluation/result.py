@@ -1,0 +1,103 @@
+"""What a scoring protocol returns: headline numbers, curves for plots, attribute breakdowns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One performance curve (e.g. precision over centre-error thresholds).
+
+    Attributes:
+        key: ``"precision"``, ``"normalized_precision"``, ``"success"``, ``"recall"`` or
+            ``"f_score"``.
+        thresholds: ``(T,)`` threshold values, in the unit of ``x_label``.
+        mean: ``(T,)`` the protocol's aggregate curve (mean over sequences, or pooled over frames
+            for GTOT); this is what a paper plots.
+        per_sequence: sequence name -> ``(T,)`` that sequence's own curve.
+        x_label: Axis label for plots, with the unit.
+        y_label: Axis label for plots.
+    """
+
+    key: str
+    thresholds: np.ndarray
+    mean: np.ndarray
+    per_sequence: dict[str, np.ndarray]
+    x_label: str
+    y_label: str
+
+    def to_dict(self, per_sequence: bool = True) -> dict[str, Any]:
+        """Plain-data form (lists of floats) for JSON reports."""
+        out: dict[str, Any] = {
+            "key": self.key,
+            "thresholds": self.thresholds.tolist(),
+            "mean": self.mean.tolist(),
+            "x_label": self.x_label,
+            "y_label": self.y_label,
+        }
+        if per_sequence:
+            out["per_sequence"] = {k: v.tolist() for k, v in self.per_sequence.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Scores of one tracker on a set of sequences under one protocol.
+
+    Attributes:
+        protocol: Registry name of the protocol (``"lasher"``, ``"depthtrack"``, ...).
+        scores: Headline numbers in ``[0, 1]``, in the order a paper prints them, e.g.
+            ``{"PR": 0.702, "NPR": 0.665, "SR": 0.559}`` (LasHeR), ``{"MPR": ..., "MSR": ...}``
+            (RGBT234), ``{"Pr": ..., "Re": ..., "F": ...}`` (DepthTrack).
+        curves: Curve key -> :class:`Curve` (mean and per-sequence, for plots).
+        sequences: Names of the sequences scored, in input order.
+        sequence_scores: Sequence name -> that sequence's headline numbers (same keys as
+            ``scores``, computed from its own curves).
+        per_attribute: Attribute name -> the same protocol over the sequences that have the
+            attribute (their ``per_attribute`` is empty). Attributes no sequence has are absent.
+        dropped: Curve key -> sequences left out of the mean because their whole curve is zero
+            (the LasHeR / VisEvent toolkits' rule); empty for other protocols.
+        details: Protocol-specific extras, e.g. the threshold at which DepthTrack's F peaks.
+    """
+
+    protocol: str
+    scores: dict[str, float]
+    curves: dict[str, Curve]
+    sequences: tuple[str, ...]
+    sequence_scores: dict[str, dict[str, float]]
+    per_attribute: dict[str, ProtocolResult] = field(default_factory=dict)
+    dropped: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, per_sequence: bool = True) -> dict[str, Any]:
+        """Plain-data form for JSON reports; ``per_sequence=False`` keeps only the means."""
+        return {
+            "protocol": self.protocol,
+            "scores": dict(self.scores),
+            "sequences": list(self.sequences),
+            "sequence_scores": {k: dict(v) for k, v in self.sequence_scores.items()}
+            if per_sequence
+            else {},
+            "curves": {k: c.to_dict(per_sequence) for k, c in self.curves.items()},
+            "per_attribute": {
+                k: r.to_dict(per_sequence=False) for k, r in self.per_attribute.items()
+            },
+            "dropped": {k: list(v) for k, v in self.dropped.items()},
+            "details": _plain(self.details),
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

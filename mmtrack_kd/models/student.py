@@ -1,0 +1,226 @@
+"""The one-stream student: one ViT over the tokens of every modality (paper section 3.3).
+
+Tokens are ``[z_rgb, x_rgb, z_aux, x_aux]`` -- the teacher's concatenation order, so the
+teacher's block-l features line up with the student's without a projection. Both modalities use
+the same position embeddings, plus an optional learned modality embedding (zero at the start, so
+a student initialised from a single-modality model starts as that model on each modality).
+After the final norm the modalities' search tokens are fused exactly as in the teacher.
+
+``num_modalities=1`` is exactly OSTrack: tokens ``[z, x]``, no fusion, the head on ``x``.
+
+Candidate elimination (OSTrack's, beyond the paper): at the chosen blocks, search tokens that
+receive little attention from the template centre are dropped after the attention and before the
+MLP, and later blocks run on the kept tokens only; after the last block dropped positions are
+zero-filled so the head sees the full map. With two modalities the choice is made *within each
+modality's search tokens* (each keeps ``ceil(ratio * K)`` of its ``K``), so the token layout stays
+``[z_rgb, x_rgb', z_aux, x_aux']`` with equal parts; the score of a search token is its attention
+from the centre token(s) of *every* modality's template, averaged over those queries and the heads
+(softmax over all tokens, as in OSTrack). Taking both templates lets a modality in which the
+target is visible vouch for the other's tokens. With one modality this is OSTrack's rule exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmtrack_kd.models.base import TrackerOutput, TrackingModel
+from mmtrack_kd.models.fusion import FusionKind, SearchFusion
+from mmtrack_kd.models.head import CenterHead
+from mmtrack_kd.models.vit import ViTBackbone, attention_with_probe
+
+TemplateRange = Literal["centre", "all"]
+
+
+class OneStreamStudent(TrackingModel):
+    """One-stream student (or, with ``num_modalities=1``, OSTrack).
+
+    Args:
+        template_size, search_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
+        qkv_bias, drop_path_rate, aux_in_chans: the backbone (:class:`ViTBackbone`).
+        head_channels: first width of the centre head (256).
+        fusion: ``"linear"`` or ``"conv"`` (as the teacher; unused with one modality).
+        num_modalities: 2 (RGB + auxiliary) or 1 (RGB only, OSTrack).
+        modality_embedding: add a learned, zero-initialised embedding per modality to its tokens
+            (ignored with one modality, which must stay exactly OSTrack).
+        ce_layers: 0-indexed blocks that eliminate candidates (OSTrack: 3, 6, 9); empty: none.
+        ce_keep_ratio: share of the current search tokens kept at each of those blocks when
+            ``forward`` gets no ``keep_ratio`` (OSTrack: 0.7). 1.0 is no elimination.
+        ce_template_range: ``"centre"`` (OSTrack's CTR_POINT: the template's centre token) or
+            ``"all"`` template tokens as the queries whose attention scores the search tokens.
+    """
+
+    kind = "student"
+
+    def __init__(
+        self,
+        template_size: int = 128,
+        search_size: int = 256,
+        patch_size: int = 16,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.0,
+        aux_in_chans: int = 3,
+        head_channels: int = 256,
+        fusion: FusionKind = "linear",
+        num_modalities: int = 2,
+        modality_embedding: bool = False,
+        ce_layers: Sequence[int] = (),
+        ce_keep_ratio: float = 1.0,
+        ce_template_range: TemplateRange = "centre",
+    ) -> None:
+        super().__init__()
+        if num_modalities not in (1, 2):
+            raise ValueError(f"num_modalities must be 1 or 2, got {num_modalities}")
+        bad = [layer for layer in ce_layers if not 0 <= layer < depth]
+        if bad:
+            raise ValueError(f"ce_layers {bad} outside 0..{depth - 1} (0-indexed blocks)")
+        _check_ratio(ce_keep_ratio)
+        if ce_template_range not in ("centre", "all"):
+            raise ValueError(f"ce_template_range must be 'centre' or 'all', got {ce_template_range!r}")
+        self.config = dict(
+            template_size=template_size, search_size=search_size, patch_size=patch_size,
+            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, aux_in_chans=aux_in_chans,
+            head_channels=head_channels, fusion=fusion, num_modalities=num_modalities,
+            modality_embedding=modality_embedding, ce_layers=sorted(set(ce_layers)),
+            ce_keep_ratio=ce_keep_ratio, ce_template_range=ce_template_range,
+        )  # fmt: skip
+        self.num_modalities = num_modalities
+        self.ce_layers = frozenset(ce_layers)
+        self.backbone = ViTBackbone(
+            template_size, search_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
+            qkv_bias, drop_path_rate, aux_in_chans,
+        )  # fmt: skip
+        self.modality_embed = (
+            nn.Parameter(torch.zeros(num_modalities, 1, embed_dim))
+            if modality_embedding and num_modalities > 1
+            else None
+        )
+        self.fusion = SearchFusion(embed_dim, num_modalities, fusion) if num_modalities > 1 else None
+        self.box_head = CenterHead(embed_dim, head_channels)
+        hz, wz = self.backbone.template_grid
+        centre = [((hz - 1) // 2) * wz + (wz - 1) // 2]  # OSTrack's centre token (3, 3) of 8 x 8
+        self._ce_queries = centre if ce_template_range == "centre" else list(range(hz * wz))
+
+    def forward_embedded(
+        self,
+        template_patches: Sequence[Tensor],
+        searches: Sequence[Tensor],
+        return_features: bool = False,
+        keep_ratio: float | None = None,
+    ) -> TrackerOutput:
+        """See :meth:`TrackingModel.forward`. ``keep_ratio`` overrides ``ce_keep_ratio``."""
+        self._check_searches(searches, template_patches)
+        ratio = self.config["ce_keep_ratio"] if keep_ratio is None else float(keep_ratio)
+        _check_ratio(ratio)
+        backbone = self.backbone
+        segments = []
+        for modality in range(self.num_modalities):
+            z = template_patches[modality] + backbone.pos_embed_z
+            x = backbone.patchify(searches[modality], modality) + backbone.pos_embed_x
+            if self.modality_embed is not None:
+                z, x = z + self.modality_embed[modality], x + self.modality_embed[modality]
+            segments += [z, x]
+        tokens = torch.cat(segments, dim=1)  # (B, M * (Nz + Nx), D)
+
+        # index: (B, M, K) grid positions of the K search tokens each modality still has;
+        # None while nothing was dropped.
+        index: Tensor | None = None
+        states: list[tuple[Tensor, Tensor | None]] | None = [] if return_features else None
+        for layer, block in enumerate(backbone.blocks):
+            if ratio < 1.0 and layer in self.ce_layers:
+                tokens, index = self._block_with_elimination(block, tokens, index, ratio)
+            else:
+                tokens = block(tokens)
+            if states is not None:
+                states.append((tokens, index))
+
+        tokens = backbone.norm(tokens)
+        search = [self._search_tokens(tokens, index, modality) for modality in range(self.num_modalities)]
+        head = self.predict(search)
+        if states is None:
+            return TrackerOutput.from_head(head)
+        if index is None:  # nothing eliminated: features are the block outputs as they are
+            return TrackerOutput.from_head(head, [state for state, _ in states])
+        expanded = [self._expand(state, state_index) for state, state_index in states]
+        return TrackerOutput.from_head(head, [f for f, _ in expanded], [m for _, m in expanded])
+
+    # -- candidate elimination --------------------------------------------------------------
+
+    def _kept(self, tokens: Tensor) -> int:
+        """Search tokens per modality in a (possibly reduced) sequence."""
+        return tokens.shape[1] // self.num_modalities - self.backbone.num_template_tokens
+
+    def _block_with_elimination(
+        self, block: nn.Module, tokens: Tensor, index: Tensor | None, ratio: float
+    ) -> tuple[Tensor, Tensor | None]:
+        """A timm ``Block`` that drops search tokens between its attention and its MLP.
+
+        ``tokens`` is ``(B, M * (Nz + K), D)``; returns ``(B, M * (Nz + K'), D)`` with
+        ``K' = ceil(ratio * K)`` and the updated ``index`` ``(B, M, K')``.
+        """
+        batch, _, dim = tokens.shape
+        num_template = self.backbone.num_template_tokens
+        kept = self._kept(tokens)
+        keep = math.ceil(ratio * kept)
+        if keep >= kept:  # OSTrack: nothing to drop, the plain block
+            return block(tokens), index
+        stride = num_template + kept
+        queries = torch.tensor(
+            [modality * stride + q for modality in range(self.num_modalities) for q in self._ce_queries],
+            device=tokens.device,
+        )
+        attended, probe = attention_with_probe(block.attn, block.norm1(tokens), queries)
+        tokens = tokens + block.drop_path1(block.ls1(attended))
+        score = probe.mean(dim=(1, 2))  # (B, N): mean over heads and template queries
+        if index is None:
+            full = torch.arange(self.backbone.num_search_tokens, device=tokens.device)
+            index = full.expand(batch, self.num_modalities, -1)
+        segments, new_index = [], []
+        for modality in range(self.num_modalities):
+            start = modality * stride + num_template
+            top = score[:, start : start + kept].topk(keep, dim=1).indices  # (B, keep)
+            segments.append(tokens[:, modality * stride : start])
+            segments.append(tokens[:, start : start + kept].gather(1, top.unsqueeze(-1).expand(-1, -1, dim)))
+            new_index.append(index[:, modality].gather(1, top))
+        tokens = torch.cat(segments, dim=1)
+        tokens = tokens + block.drop_path2(block.ls2(block.mlp(block.norm2(tokens))))
+        return tokens, torch.stack(new_index, dim=1)
+
+    def _search_tokens(self, tokens: Tensor, index: Tensor | None, modality: int) -> Tensor:
+        """One modality's search tokens at full resolution ``(B, Nx, D)``, dropped ones zero."""
+        num_template = self.backbone.num_template_tokens
+        kept = self._kept(tokens)
+        start = modality * (num_template + kept) + num_template
+        search = tokens[:, start : start + kept]
+        if index is None:
+            return search
+        full = search.new_zeros(search.shape[0], self.backbone.num_search_tokens, search.shape[2])
+        return full.scatter(1, index[:, modality].unsqueeze(-1).expand(-1, -1, search.shape[2]), search)
+
+    def _expand(self, tokens: Tensor, index: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Block output re-expanded to all ``M * (Nz + Nx)`` positions, and its ``(B, N)`` mask."""
+        batch = tokens.shape[0]
+        num_template, num_search = self.backbone.num_template_tokens, self.backbone.num_search_tokens
+        kept = self._kept(tokens)
+        parts, masks = [], []
+        for modality in range(self.num_modalities):
+            start = modality * (num_template + kept)
+            parts += [tokens[:, start : start + num_template], self._search_tokens(tokens, index, modality)]
+            search_mask = torch.ones(batch, num_search, dtype=torch.bool, device=tokens.device)
+            if index is not None:
+                search_mask = torch.zeros_like(search_mask).scatter(1, index[:, modality], True)
+            masks += [torch.ones(batch, num_template, dtype=torch.bool, device=tokens.device), search_mask]
+        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+
+def _check_ratio(ratio: float) -> None:
+    if not 0.0 < ratio <= 1.0:
+        raise ValueError(f"candidate elimination keep ratio must be in (0, 1], got {ratio}")
