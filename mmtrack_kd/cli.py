@@ -108,6 +108,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- track, synth
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """Track one object through a pair of videos or frame folders."""
+    from mmtrack_kd.tracking import track
+
+    run = track(args.checkpoint, args.rgb, args.aux, args.init, args.out, device=args.device)
+    console.print(run.summary())
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Generate the synthetic benchmark (through the registered `synthetic` plugin)."""
+    from mmtrack_kd.plugins import default_registry
+
+    synthetic = default_registry().dataset("synthetic")
+    for line in synthetic.synth(
+        args.root, layout=args.layout, sequences=args.sequences,
+        test_sequences=args.test_sequences, frames=args.frames, width=args.width,
+        height=args.height, seed=args.seed, workers=args.workers, force=args.force,
+        preview=args.preview, out=args.out,
+    ):
+        console.print(line)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -149,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--aux", type=Path, help="auxiliary video or frame folder")
     track.add_argument("--init", required=True, metavar="X,Y,W,H", help="first-frame box")
     track.add_argument("--out", type=Path, default=Path("track-out"))
-    track.set_defaults(handler=_not_available("track", "tracking and evaluation issue"))
+    track.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    track.set_defaults(handler=cmd_track)
 
     benchmark = commands.add_parser("benchmark", help="measure parameters, FLOPs, speed, loader")
     benchmark.add_argument("--what", choices=["params", "speed", "data", "scoring"], required=True)
@@ -181,12 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser("synth", help="generate the synthetic benchmark")
     synth.add_argument("--layout", choices=["lasher", "depthtrack", "visevent"], default="lasher")
-    synth.add_argument("--root", type=Path, default=Path("data/synthetic"))
-    synth.add_argument("--sequences", type=int, default=20, help="sequences per split")
-    synth.add_argument("--frames", type=int, default=100)
+    synth.add_argument("--root", type=Path, help="default: data/synthetic-<layout>")
+    synth.add_argument("--sequences", type=int, default=100, help="training sequences")
+    synth.add_argument("--test-sequences", type=int, help="test sequences (default: --sequences)")
+    synth.add_argument("--frames", type=int, default=100, help="frames per sequence")
+    synth.add_argument("--width", type=int, default=320)
+    synth.add_argument("--height", type=int, default=240)
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--preview", action="store_true", help="write a contact-sheet PNG")
-    synth.set_defaults(handler=_not_available("synth", "synthetic benchmark issue"))
+    synth.add_argument("--workers", type=int, default=2, help="processes (same bytes for any)")
+    synth.add_argument("--force", action="store_true", help="rewrite data made with other options")
+    synth.add_argument("--preview", action="store_true",
+                       help="only write a contact sheet of every layout (PNG)")
+    synth.add_argument("--out", type=Path, help="contact-sheet path (default synthetic-preview.png)")
+    synth.set_defaults(handler=cmd_synth)
     return parser
 
 

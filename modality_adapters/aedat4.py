@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence as SequenceType
+from typing import Any
+from typing import Sequence as SequenceType
 
 import numpy as np
 

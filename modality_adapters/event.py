@@ -226,7 +226,9 @@ def voxel_grid(
     polarity = np.where(np.asarray(p) > 0, 1.0, -1.0)
     cell = ys * width + xs
     # bincount sums the weights of events that share a voxel (np.add.at does too, more slowly).
-    grid = np.bincount(lower * height * width + cell, weights=polarity * (1.0 - frac), minlength=size)
+    grid = np.bincount(
+        lower * height * width + cell, weights=polarity * (1.0 - frac), minlength=size
+    )
     upper = lower + 1 < bins  # the last bin has no next bin; its events have frac == 0 there
     grid += np.bincount(
         (lower[upper] + 1) * height * width + cell[upper],

@@ -222,7 +222,9 @@ class EventStore:
         self.height = int(attrs["height"])
         # Keep the dataset handles: reads go through them and slice only what is asked for.
         self._x, self._y, self._t, self._p = (self._file[name] for name in EVENT_FIELDS)
-        lengths = {name: ds.shape for name, ds in zip(EVENT_FIELDS, (self._x, self._y, self._t, self._p))}
+        lengths = {
+            name: ds.shape for name, ds in zip(EVENT_FIELDS, (self._x, self._y, self._t, self._p))
+        }
         if len(set(lengths.values())) != 1 or len(self._t.shape) != 1:
             raise self._fail(f"event arrays must be 1-D of one length, got shapes {lengths}")
         self.n_events = int(self._t.shape[0])

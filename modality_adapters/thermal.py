@@ -65,7 +65,9 @@ class ThermalOptions(AdapterOptions):
     def _range_is_increasing(self) -> "ThermalOptions":
         low, high = self.sixteen_bit_range
         if not high > low:
-            raise ValueError(f"sixteen_bit_range must be [low, high] with high > low, got {[low, high]}")
+            raise ValueError(
+                f"sixteen_bit_range must be [low, high] with high > low, got {[low, high]}"
+            )
         return self
 
 

@@ -12,9 +12,11 @@ image at ``x = x0 + (u + 0.5) / scale`` (its centre), which is what ``cv2.resize
 crop does, so crops equal OSTrack's pixel for pixel inside the image; the resampling itself is one
 ``cv2.warpAffine`` over the output only, with no padded copy of the (possibly much larger) crop.
 
-Differences from OSTrack, both sub-pixel: OSTrack maps boxes into the crop as if the crop were
-centred exactly on the box (``(size - 1) / 2 + (c - c_box) * scale``), ignoring the rounding of the
-crop corner and using the pixel-index centre; here boxes follow the pixels exactly.
+Differences from OSTrack, all at most one pixel: OSTrack maps boxes into the crop as if the crop
+were centred exactly on the box (``(size - 1) / 2 + (c - c_box) * scale``), ignoring the rounding
+of the crop corner and using the pixel-index centre; here boxes follow the pixels exactly.
+OSTrack also pads one column (row) too many when the crop crosses the right (bottom) image edge,
+replacing the image's last column with zeros; here the image is used up to its edge.
 """
 
 from __future__ import annotations
@@ -236,3 +238,15 @@ def clip_box(box: np.ndarray, height: int, width: int, margin: float = 0.0) -> n
     y1 = min(max(0.0, y), height - margin)
     y2 = min(max(margin, y + h), float(height))
     return np.array([x1, y1, max(margin, x2 - x1), max(margin, y2 - y1)], dtype=np.float64)
+
+
+def xywh_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    """``(..., 4)`` ``x, y, w, h`` -> centre ``cx, cy, w, h`` (any units)."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate([boxes[..., :2] + boxes[..., 2:4] / 2, boxes[..., 2:4]], axis=-1)
+
+
+def cxcywh_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    """``(..., 4)`` centre ``cx, cy, w, h`` -> ``x, y, w, h`` (the head's output to a box)."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate([boxes[..., :2] - boxes[..., 2:4] / 2, boxes[..., 2:4]], axis=-1)

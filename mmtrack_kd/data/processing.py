@@ -180,8 +180,8 @@ class PairProcessing:
     """Turns the frames of a drawn pair into a training sample.
 
     Args:
-        adapters: one adapter per stream, RGB first (its :meth:`ModalityAdapter.normalise`
-            is applied to that stream's crops; photometric augmentation touches stream 0 only).
+        adapters: one adapter per stream, RGB first; each stream's crops are normalised as its
+            :meth:`ModalityAdapter.normalise` says (photometric augmentation: stream 0 only).
         template: crop of the template frame.
         search: crop of the search frame.
         feat_size: side of the score map the heat map is drawn on (``search_size // patch``).
@@ -206,6 +206,9 @@ class PairProcessing:
         self.augmentation = augmentation
         self._means = [np.asarray(a.mean, dtype=np.float32) for a in self.adapters]
         self._stds = [np.asarray(a.std, dtype=np.float32) for a in self.adapters]
+        # Adapters that keep the base (frame - mean) / std are normalised in place (no copies);
+        # one that overrides normalise() gets its own method called.
+        self._custom = [type(a).normalise is not ModalityAdapter.normalise for a in self.adapters]
 
     def __call__(
         self,
@@ -280,27 +283,30 @@ class PairProcessing:
         height, width = frames[0].shape[:2]
         if not window.overlaps(height, width):
             return None
-        crops = [crop(frame, window) for frame in frames]
+        # Each crop is a fresh float32 array: augment and normalise it in place, then one
+        # transposing copy (which also realises the flip) makes the tensor.
+        crops = [crop(frame, window).astype(np.float32, copy=False) for frame in frames]
         target = window.to_crop(box, normalised=True)
+        self._photometric(crops[0], grey, brightness)
+        for k, adapter in enumerate(self.adapters):
+            if self._custom[k]:
+                crops[k] = np.asarray(adapter.normalise(crops[k]), dtype=np.float32)
+            else:
+                crops[k] -= self._means[k]
+                crops[k] /= self._stds[k]
         if flip:
-            crops = [c[:, ::-1] for c in crops]
+            crops = [image[:, ::-1] for image in crops]
             target[0] = 1.0 - target[0] - target[2]
-        crops[0] = self._photometric(crops[0], grey, brightness)
-        tensors = [
-            _to_tensor((c.astype(np.float32, copy=False) - mean) / std)
-            for c, mean, std in zip(crops, self._means, self._stds)
-        ]
-        return _Side(tensors, target)
+        return _Side([_to_tensor(image) for image in crops], target)
 
-    def _photometric(self, rgb: np.ndarray, grey: bool, brightness: float) -> np.ndarray:
-        """Grayscale and brightness on the RGB crop (values in ``[0, 1]``)."""
-        rgb = rgb.astype(np.float32, copy=False)
-        if grey and rgb.ndim == 3 and rgb.shape[2] == 3:
-            luma = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-            rgb = np.repeat(luma[:, :, None], 3, axis=2)
+    @staticmethod
+    def _photometric(rgb: np.ndarray, grey: bool, brightness: float) -> None:
+        """Grayscale and brightness, in place, on the RGB crop (values in ``[0, 1]``)."""
+        if grey and rgb.shape[2] == 3:
+            rgb[:] = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[:, :, None]
         if brightness != 1.0:
-            rgb = np.clip(rgb * np.float32(brightness), 0.0, 1.0)
-        return rgb
+            rgb *= np.float32(brightness)
+            np.clip(rgb, 0.0, 1.0, out=rgb)
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

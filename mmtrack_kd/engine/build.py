@@ -91,8 +91,8 @@ def model_config(recipe: Recipe, stage: Stage, aux_channels: int) -> tuple[str, 
             "spatial_attention": prompter.spatial_attention,
             "token_attention": prompter.token_attention,
             "history": prompter.history,
-            "prompter_layer": prompter.layer_type,
-            "prompter_reduction": prompter.reduction,
+            "layer_type": prompter.layer_type,
+            "reduction": prompter.reduction,
         }
     student = recipe.student
     elimination = student.candidate_elimination

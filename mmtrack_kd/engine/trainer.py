@@ -464,7 +464,6 @@ class StageTrainer:
                 if not last_micro:
                     continue
                 self._update()
-                self.progress.samples += optim.batch_size
                 elapsed = time.perf_counter() - started
                 rate = (self.progress.samples - seen_at_start) / max(elapsed, 1e-9)
                 means = {key: value / count for key, value in running.items()}
@@ -494,6 +493,7 @@ class StageTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.progress.update += 1
+        self.progress.samples += optim.batch_size
         self._boundary_rng = capture_rng()
 
     def _check_finite(self, loss: torch.Tensor, terms: dict[str, float]) -> None:

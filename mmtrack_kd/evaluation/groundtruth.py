@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +86,27 @@ class GroundTruth:
         if self.image_size is not None:
             width, height = (int(v) for v in self.image_size)
             object.__setattr__(self, "image_size", (width, height))
+
+    @classmethod
+    def from_sequence(cls, sequence: Any, image_size: tuple[int, int] | None = None) -> GroundTruth:
+        """Build from a data-package ``Sequence`` (anything with ``name``, ``boxes``,
+        ``visible``, ``modality_boxes``, ``attributes`` and optionally ``path``).
+
+        Args:
+            sequence: the loaded sequence (its frames are not read).
+            image_size: ``(width, height)`` of its frames where the protocol clips to the image
+                (DepthTrack); the caller knows it from one frame.
+        """
+        path = getattr(sequence, "path", None)
+        return cls(
+            name=sequence.name,
+            boxes=sequence.boxes,
+            visible=sequence.visible,
+            modality_boxes=dict(getattr(sequence, "modality_boxes", {}) or {}),
+            attributes=dict(getattr(sequence, "attributes", {}) or {}),
+            image_size=image_size,
+            source=str(path) if path is not None else None,
+        )
 
     def __len__(self) -> int:
         """Number of frames ``N``."""

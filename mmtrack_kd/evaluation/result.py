@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Curve:
     """One performance curve (e.g. precision over centre-error thresholds).
 
@@ -34,7 +34,7 @@ class Curve:
         """Plain-data form (lists of floats) for JSON reports."""
         out: dict[str, Any] = {
             "key": self.key,
-            "thresholds": self.thresholds.tolist(),
+            "thresholds": [_json_float(t) for t in self.thresholds],
             "mean": self.mean.tolist(),
             "x_label": self.x_label,
             "y_label": self.y_label,
@@ -44,7 +44,7 @@ class Curve:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProtocolResult:
     """Scores of one tracker on a set of sequences under one protocol.
 
@@ -91,6 +91,14 @@ class ProtocolResult:
         }
 
 
+def _json_float(value: float) -> float | str:
+    """A float for strict JSON: the infinite DepthTrack thresholds become ``"inf"``/``"-inf"``."""
+    value = float(value)
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -98,6 +106,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, (float, np.floating)):
+        return _json_float(value)
     if isinstance(value, np.generic):
         return value.item()
     return value

@@ -6,6 +6,13 @@ tensor per modality (``[rgb, aux]``) and returns a :class:`TrackerOutput`.
 
 from mmtrack_kd.models.base import TrackerOutput, TrackingModel
 from mmtrack_kd.models.build import MODEL_KINDS, build_model
+from mmtrack_kd.models.checkpoints import (
+    LoadReport,
+    checkpoint_payload,
+    load_model_from_checkpoint,
+    load_pretrained,
+    save_model_checkpoint,
+)
 from mmtrack_kd.models.head import CenterHead, HeadOutput, boxes_at, peak_index
 from mmtrack_kd.models.prompter import MutualPrompter
 from mmtrack_kd.models.student import OneStreamStudent
@@ -16,6 +23,7 @@ __all__ = [
     "MODEL_KINDS",
     "CenterHead",
     "HeadOutput",
+    "LoadReport",
     "MutualPrompter",
     "OneStreamStudent",
     "TrackerOutput",
@@ -24,5 +32,9 @@ __all__ = [
     "ViTBackbone",
     "boxes_at",
     "build_model",
+    "checkpoint_payload",
+    "load_model_from_checkpoint",
+    "load_pretrained",
     "peak_index",
+    "save_model_checkpoint",
 ]

@@ -176,7 +176,11 @@ def collect_inputs(
             confidences) shorter than the ground truth, or missing confidences. The message names
             the result file when ``files`` knows it.
     """
-    gts = list(ground_truths.values()) if isinstance(ground_truths, Mapping) else list(ground_truths)
+    gts = (
+        list(ground_truths.values())
+        if isinstance(ground_truths, Mapping)
+        else list(ground_truths)
+    )
     seen: set[str] = set()
     out = []
     for gt in gts:
@@ -319,7 +323,9 @@ class MeanCurveProtocol(Protocol):
         )
 
 
-PRECISION_SPEC = CurveSpec("precision", PRECISION_PX, "<=", "Location error threshold (px)", "Precision")
+PRECISION_SPEC = CurveSpec(
+    "precision", PRECISION_PX, "<=", "Location error threshold (px)", "Precision"
+)
 SUCCESS_SPEC = CurveSpec("success", SUCCESS_21, ">", "Overlap threshold", "Success rate")
 NORM_PRECISION_SPEC = CurveSpec(
     "normalized_precision",

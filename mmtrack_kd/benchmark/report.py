@@ -1,0 +1,138 @@
+"""Rich tables and JSON for the results of :func:`params_benchmark` and :func:`speed_benchmark`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(value)
+
+
+def _sizes(result: dict[str, Any]) -> str:
+    s = result.get("sizes", {})
+    return (
+        f"ViT depth {s.get('depth')} width {s.get('embed_dim')}, search {s.get('search_size')}, "
+        f"template {s.get('template_size')}, modality {s.get('modality')}"
+    )
+
+
+def params_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"Parameters and FLOPs per frame ({_sizes(result)})")
+    for column in ("model", "parameters (M)", "trainable (M)", "GFLOPs", "GMACs"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in result["models"].values():
+        table.add_row(row["label"], _num(row["parameters"] / 1e6), _num(row["trainable"] / 1e6),
+                      _num(row["gflops"]), _num(row["gmacs"]))  # fmt: skip
+    return table
+
+
+def speed_table(result: dict[str, Any]) -> Table:
+    peak = result["gemm_peak"]
+    table = Table(
+        title=f"Speed on {result['device']} ({_sizes(result)}); GEMM peak "
+        f"{peak['gflops']:.1f} GFLOP/s ({peak['dtype']}, n={peak['size']})"
+    )
+    columns = ("model", "params (M)", "GFLOPs", "latency ms (median)", "p25-p75 ms", "model FPS",
+               "tracker FPS", "GFLOP/s", "of peak")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in result["models"].values():
+        lat = row["latency"]
+        table.add_row(
+            row["label"], _num(row["parameters"] / 1e6), _num(row["gflops"]), _num(row["latency_ms"], "{:.1f}"),
+            f"{lat['p25'] * 1e3:.1f}-{lat['p75'] * 1e3:.1f}", _num(row["model_fps"], "{:.1f}"),
+            _num(row.get("tracker_fps"), "{:.1f}"), _num(row["achieved_gflops"], "{:.1f}"),
+            _num(row["peak_fraction"] * 100, "{:.0f}%"),
+        )  # fmt: skip
+    return table
+
+
+def ratio_table(result: dict[str, Any]) -> Table:
+    table = Table(title="Ratios to the teacher")
+    keys = sorted({key for values in result["ratios"].values() for key in values})
+    table.add_column("ratio")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, values in result["ratios"].items():
+        table.add_row(name, *[_num(values.get(key), "{:.3f}") for key in keys])
+    return table
+
+
+def extras_table(result: dict[str, Any]) -> Table | None:
+    """Prompter comparison, bf16 / compile rows and training memory, when present."""
+    table = Table(title="Prompter layers, bf16, torch.compile, training-step memory")
+    table.add_column("what")
+    table.add_column("figure", justify="right")
+    table.add_column("note")
+    prompter = result.get("prompter")
+    if prompter and "error" not in prompter:
+        for kind in ("conv2d", "linear"):
+            table.add_row(f"teacher, {kind} prompters", f"{prompter[kind]['latency_ms']:.1f} ms",
+                          f"{prompter[kind]['gflops']:.2f} GFLOPs")  # fmt: skip
+        table.add_row("conv2d / linear latency", f"{prompter['conv2d/linear']:.3f}", "> 1: Conv2d slower")
+    for name, row in result.get("models", {}).items():
+        for key, label in (("bf16", "bf16 autocast"), ("compiled", "torch.compile")):
+            extra = row.get(key)
+            if not extra:
+                continue
+            if "error" in extra:
+                table.add_row(f"{row['label']}, {label}", "failed", extra["error"][:80])
+                continue
+            note = ""
+            if key == "bf16":
+                dev = extra["deviation"]
+                note = (f"box dev. vs fp32: mean {dev['mean_px']:.2f} px, max {dev['max_px']:.2f} px; "
+                        f"peak agreement {dev['peak_agreement']:.0%}")  # fmt: skip
+            else:
+                note = f"compile {extra['compile_s']:.1f} s"
+            table.add_row(f"{row['label']}, {label}", f"{extra['latency_ms']:.1f} ms", note)
+    for stage, entry in (result.get("memory") or {}).items():
+        if "error" in entry:
+            table.add_row(f"train step, {stage} (batch {entry['batch_size']})", "failed", entry["error"][:80])
+        else:
+            table.add_row(f"train step, {stage} (batch {entry['batch_size']})",
+                          f"{entry['step_gib']:.2f} GiB", f"peak {entry['peak_gib']:.2f} GiB; {entry['method']}")  # fmt: skip
+    return table if table.row_count else None
+
+
+def render(result: dict[str, Any], console: Console | None = None) -> None:
+    """Print a params or speed result as rich tables."""
+    console = console or Console()
+    if result.get("what") == "params":
+        console.print(params_table(result))
+        if result.get("ratios"):
+            console.print(ratio_table(result))
+        return
+    console.print(speed_table(result))
+    if result.get("ratios"):
+        console.print(ratio_table(result))
+    extras = extras_table(result)
+    if extras is not None:
+        console.print(extras)
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> Path:
+    """Write ``result`` as indented JSON (NaN written as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean(result), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value

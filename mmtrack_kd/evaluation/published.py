@@ -1,0 +1,103 @@
+"""The paper's published numbers (``published.json``, package data) beside ours.
+
+``published.json`` holds, as printed: Table 1 (GTOT, RGBT234, LasHeR, VTUAV-ST, VTUAV-LT PR/SR
+and FPS of 26 RGB-T trackers including the paper's teacher and student), supplement Table 5
+(DepthTrack Pr/Re/F), supplement Tables 3 and 4 (RGBT234 / LasHeR per-attribute PR/SR) and the
+supplement's FPS. VisEvent appears only as a plot in the paper, so it has no numbers. Each
+benchmark names the protocol it was scored with, the printed unit, and how the printed column
+names map to our protocol's score keys (``PR`` -> ``MPR`` for RGBT234 ...).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from rich.table import Table
+
+from mmtrack_kd.evaluation.report import format_score
+from mmtrack_kd.evaluation.result import ProtocolResult
+
+#: The paper's rows of its own trackers.
+PAPER_TEACHER, PAPER_STUDENT = "Ours-Teacher", "Ours-Student"
+#: Dataset plugins whose numbers can be set beside the paper's: real benchmark name -> plugin.
+REAL_DATASETS = {"lasher": "LasHeR", "rgbt234": "RGBT234", "gtot": "GTOT", "vtuav": "VTUAV-ST",
+                 "depthtrack": "DepthTrack", "visevent": "VisEvent"}
+
+
+@lru_cache(maxsize=1)
+def load_published() -> dict[str, Any]:
+    """The parsed ``published.json``."""
+    text = resources.files("mmtrack_kd.evaluation").joinpath("published.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def published_scores(benchmark: str) -> dict[str, dict[str, float]]:
+    """Tracker -> our protocol's score keys -> value in ``[0, 1]`` for one benchmark
+    (``"LasHeR"``, ``"RGBT234"``, ``"GTOT"``, ``"VTUAV-ST"``, ``"VTUAV-LT"``, ``"DepthTrack"``);
+    a column the paper prints as ``-`` is left out."""
+    entry = load_published()["benchmarks"][benchmark]
+    scale = 100.0 if entry["unit"] == "percent" else 1.0
+    keys = entry["keys"]
+    return {
+        tracker: {keys[k]: v / scale for k, v in scores.items() if v is not None}
+        for tracker, scores in entry["trackers"].items()
+    }
+
+
+def benchmark_for(dataset: str, protocol: str | None) -> str | None:
+    """The paper's benchmark scored with ``protocol`` (``lasher`` -> ``LasHeR``), if any."""
+    for name, entry in load_published()["benchmarks"].items():
+        if entry["protocol"] == protocol and entry["trackers"]:
+            return name
+    return None
+
+
+def comparable(dataset: str, protocol: str | None) -> bool:
+    """Whether a dataset's numbers can be compared with the paper: the real benchmark read by
+    its own plugin (not synthetic data in its layout, not another split of it)."""
+    return dataset in REAL_DATASETS and dataset == protocol
+
+
+def comparison_table(
+    dataset: str,
+    protocol: str | None,
+    ours: Mapping[str, ProtocolResult],
+    peers: bool = True,
+) -> Table | None:
+    """Our trackers beside the paper's rows for the benchmark of the same protocol.
+
+    Args:
+        dataset: the dataset plugin name our numbers come from (``"synthetic"`` is labelled
+            not comparable).
+        protocol: its protocol; ``None`` or a protocol the paper has no numbers for -> ``None``.
+        ours: our tracker name -> result.
+        peers: also list the paper's other trackers (else only its teacher and student).
+    """
+    benchmark = benchmark_for(dataset, protocol)
+    if benchmark is None or protocol is None:
+        return None
+    published = published_scores(benchmark)
+    keys = list(dict.fromkeys(k for scores in published.values() for k in scores))
+    source = load_published()["benchmarks"][benchmark]["source"]
+    note = "" if comparable(dataset, protocol) else (
+        f" - ours on {dataset!r} data: NOT comparable with the paper")
+    table = Table(title=f"{dataset} beside the paper's {benchmark} ({source}){note}")
+    table.add_column("tracker")
+    table.add_column("source")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for name, result in ours.items():
+        table.add_row(f"[bold]{name}[/bold]", f"ours ({dataset})",
+                      *[format_score(result.scores.get(k, float("nan")), protocol) for k in keys])
+    rows = [(n, s) for n, s in published.items()
+            if peers or n in (PAPER_TEACHER, PAPER_STUDENT)]
+    for name, scores in rows:
+        label = "paper" + (" (teacher)" if name == PAPER_TEACHER else
+                           " (student)" if name == PAPER_STUDENT else "")
+        table.add_row(name, label, *[format_score(scores.get(k, float("nan")), protocol)
+                                     for k in keys])
+    return table

@@ -1,0 +1,388 @@
+"""Result files in the layouts the official toolkits read.
+
+**OTB style** (LasHeR, RGBT234, RGBT210, GTOT, VTUAV, VisEvent toolkits and the ``rgbt``
+package): one file per sequence, ``<tracker>/<sequence>.txt``, one ``x,y,w,h`` box per frame in
+pixels. We write comma-separated floats with 4 decimals (``12.5000,30.0000,40.2500,20.0000``;
+NaN as ``nan``), which MATLAB's ``dlmread``, ``numpy.loadtxt(delimiter=",")`` and the ``rgbt``
+package all read. Reading accepts commas, tabs or spaces (OSTrack writes tab-separated integers,
+ViPT comma-separated floats).
+
+**VOT long-term** (DepthTrack)::
+
+    <tracker>/longterm/<sequence>/<sequence>_001.txt               "1", then x,y,w,h per frame
+    <tracker>/longterm/<sequence>/<sequence>_001_confidence.value  "" for frame 1, then a value
+    <tracker>/longterm/<sequence>/<sequence>_001_time.value        seconds per frame
+
+as the VOT toolkit writes them: the first region line is the special code ``1`` (the
+initialisation frame) and frame 1 has no confidence (an empty line, which the toolkit reads as
+0). A frame without a box is written ``nan,nan,nan,nan`` (the toolkit reads it as an empty
+region). Reading also accepts the binary ``<sequence>_001.bin`` that vot-toolkit 0.6 and later
+write by default (``results_binary``), for rectangles and special codes.
+
+Every file is written atomically (a temporary file in the same folder, then a rename), and the
+box file of a sequence is written last, so a sequence whose box file exists is finished: see
+:func:`finished_sequences`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from mmtrack_kd.errors import DataError
+
+Layout = Literal["otb", "vot-longterm"]
+
+_SEPARATOR = re.compile(r"\s*,\s*|\s+")
+VOT_LONGTERM_FOLDER = "longterm"
+VOT_INIT_CODE = "1"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename; create folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def format_boxes(boxes: np.ndarray) -> str:
+    """``(N, 4)`` boxes as text: one ``x,y,w,h`` line a frame, 4 decimals, NaN as ``nan``."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be N x 4, got shape {boxes.shape}")
+    buffer = io.StringIO()
+    np.savetxt(buffer, boxes, fmt="%.4f", delimiter=",")
+    return buffer.getvalue()
+
+
+def _format_values(values: np.ndarray) -> list[str]:
+    # repr-precision, so a confidence read back equals the one written (thresholds tie alike)
+    return ["nan" if np.isnan(v) else repr(float(v)) for v in values]
+
+
+def otb_result_path(tracker_dir: str | os.PathLike[str], sequence: str) -> Path:
+    """``<tracker_dir>/<sequence>.txt``."""
+    return Path(tracker_dir) / f"{sequence}.txt"
+
+
+def write_otb_result(path: str | os.PathLike[str], boxes: np.ndarray) -> Path:
+    """Write one sequence's ``(N, 4)`` boxes (pixels) as an OTB-style text file, atomically."""
+    return atomic_write_text(path, format_boxes(boxes))
+
+
+def write_otb_results(
+    tracker_dir: str | os.PathLike[str], results: Mapping[str, np.ndarray]
+) -> dict[str, Path]:
+    """Write ``<tracker_dir>/<sequence>.txt`` for each sequence; returns name -> path."""
+    return {
+        name: write_otb_result(otb_result_path(tracker_dir, name), boxes)
+        for name, boxes in results.items()
+    }
+
+
+@dataclass(frozen=True)
+class VotLongTermFiles:
+    """Paths of one sequence's VOT long-term result files."""
+
+    boxes: Path
+    confidence: Path
+    time: Path
+
+    @property
+    def boxes_binary(self) -> Path:
+        """``<sequence>_001.bin``: the box file in vot-toolkit's binary format."""
+        return self.boxes.with_suffix(".bin")
+
+    def has_boxes(self) -> bool:
+        """Whether the box file exists, as text or binary."""
+        return self.boxes.is_file() or self.boxes_binary.is_file()
+
+
+def vot_longterm_files(tracker_dir: str | os.PathLike[str], sequence: str) -> VotLongTermFiles:
+    """The three files of ``sequence`` under ``<tracker_dir>/longterm/<sequence>/``."""
+    folder = Path(tracker_dir) / VOT_LONGTERM_FOLDER / sequence
+    stem = f"{sequence}_001"
+    return VotLongTermFiles(
+        boxes=folder / f"{stem}.txt",
+        confidence=folder / f"{stem}_confidence.value",
+        time=folder / f"{stem}_time.value",
+    )
+
+
+def write_vot_longterm_result(
+    tracker_dir: str | os.PathLike[str],
+    sequence: str,
+    boxes: np.ndarray,
+    confidences: np.ndarray,
+    times: np.ndarray | None = None,
+) -> VotLongTermFiles:
+    """Write one sequence in the VOT long-term layout, atomically, box file last.
+
+    Args:
+        tracker_dir: the tracker's result folder (``longterm/`` is created inside).
+        sequence: sequence name.
+        boxes: ``(N, 4)`` boxes in pixels; row 0 is not written (the toolkit writes ``1`` for
+            the initialisation frame); a row with a NaN is written ``nan,nan,nan,nan``.
+        confidences: ``(N,)``; value 0 is not written (frame 1 has no confidence).
+        times: ``(N,)`` seconds per frame, or ``None`` to write no time file.
+
+    Returns:
+        The paths written (``time`` is listed even when not written).
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
+        raise ValueError(f"boxes must be N x 4 with N >= 1, got shape {boxes.shape}")
+    if len(confidences) != len(boxes):
+        raise ValueError(f"{len(confidences)} confidences for {len(boxes)} boxes")
+    files = vot_longterm_files(tracker_dir, sequence)
+    atomic_write_text(files.confidence, "\n".join([""] + _format_values(confidences[1:])) + "\n")
+    if times is not None:
+        times = np.asarray(times, dtype=np.float64).reshape(-1)
+        if len(times) != len(boxes):
+            raise ValueError(f"{len(times)} times for {len(boxes)} boxes")
+        atomic_write_text(files.time, "\n".join(_format_values(times)) + "\n")
+    rows = np.where(np.isfinite(boxes[1:]).all(axis=1, keepdims=True), boxes[1:], np.nan)
+    atomic_write_text(files.boxes, f"{VOT_INIT_CODE}\n" + format_boxes(rows))
+    return files
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_text(path: Path, what: str) -> str:
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8-sig")  # tolerate a BOM
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read {what}: {error}") from None
+
+
+def _number(token: str, path: Path, line: int, text: str) -> float:
+    try:
+        return float(token)
+    except ValueError:
+        raise DataError(f"{path}, line {line}: {text.strip()!r} is not x,y,w,h numbers") from None
+
+
+def read_otb_result(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an OTB-style result file.
+
+    Args:
+        path: a text file with one ``x,y,w,h`` box per line, separated by commas, tabs or
+            spaces; blank lines at the end are ignored.
+
+    Returns:
+        ``(M, 4)`` float64 boxes in pixels (``nan`` stays NaN).
+
+    Raises:
+        DataError: missing file, or a malformed line (the message names file and line number).
+    """
+    path = Path(path)
+    lines = _read_text(path, "result file").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    tokens: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        parts = _SEPARATOR.split(line.strip())
+        if len(parts) != 4:
+            raise DataError(
+                f"{path}, line {number}: expected 4 values x,y,w,h, got {line.strip()!r}"
+            )
+        tokens += parts
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except ValueError:
+        for number, line in enumerate(lines, start=1):
+            for token in _SEPARATOR.split(line.strip()):
+                _number(token, path, number, line)
+        raise  # pragma: no cover - the loop above raises
+    return values.reshape(-1, 4)
+
+
+def read_otb_results(
+    tracker_dir: str | os.PathLike[str], sequences: Iterable[str]
+) -> dict[str, np.ndarray]:
+    """Read ``<tracker_dir>/<sequence>.txt`` for each sequence.
+
+    Raises:
+        DataError: a sequence's file is missing (the message names the expected path) or
+            malformed (file and line number).
+    """
+    out = {}
+    for name in sequences:
+        path = otb_result_path(tracker_dir, name)
+        if not path.is_file():
+            raise DataError(f"{path}: no result for sequence {name!r} (expected this file)")
+        out[name] = read_otb_result(path)
+    return out
+
+
+@dataclass(frozen=True)
+class VotLongTermResult:
+    """One sequence read from the VOT long-term layout.
+
+    Attributes:
+        boxes: ``(N, 4)`` float64 pixels; row 0 (the initialisation marker) and frames without
+            a box (a special code or NaN) are NaN.
+        confidences: ``(N,)`` float64; an empty line (always frame 1) reads as 0, as in the
+            toolkit; ``nan`` stays NaN.
+        times: ``(N,)`` float64 seconds, or ``None`` without a time file.
+        files: the paths read.
+    """
+
+    boxes: np.ndarray
+    confidences: np.ndarray
+    times: np.ndarray | None
+    files: VotLongTermFiles
+
+
+def _read_values(path: Path, what: str) -> np.ndarray:
+    lines = _read_text(path, what).splitlines()
+    values = np.zeros(len(lines))
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue  # no value recorded: the toolkit's default, 0
+        try:
+            values[number - 1] = float(text)
+        except ValueError:
+            raise DataError(f"{path}, line {number}: {text!r} is not a number") from None
+    return values
+
+
+def _read_vot_regions(path: Path) -> np.ndarray:
+    lines = _read_text(path, "result file").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    boxes = np.full((len(lines), 4), np.nan)
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if text.startswith("m"):
+            raise DataError(f"{path}, line {number}: mask regions are not supported")
+        tokens = text.split(",")
+        values = [_number(t, path, number, line) for t in tokens]
+        if len(values) == 1:
+            continue  # a special code (1 = initialisation): no box
+        if len(values) != 4:
+            raise DataError(
+                f"{path}, line {number}: expected a rectangle x,y,w,h or a special code, "
+                f"got {len(values)} values"
+            )
+        boxes[number - 1] = values
+    return boxes
+
+
+def _read_vot_binary(path: Path) -> np.ndarray:
+    """Regions from vot-toolkit's binary trajectory format (rectangles and special codes)."""
+    try:
+        data = path.read_bytes()
+        _, count = struct.unpack_from("<hI", data, 0)
+        offset = struct.calcsize("<hI")
+        boxes = np.full((count, 4), np.nan)
+        for frame in range(count):
+            (kind,) = struct.unpack_from("<B", data, offset)
+            offset += 1
+            if kind == 0:  # special code: no box
+                struct.unpack_from("<I", data, offset)
+                offset += struct.calcsize("<I")
+            elif kind == 1:  # rectangle, float32
+                boxes[frame] = struct.unpack_from("<ffff", data, offset)
+                offset += struct.calcsize("<ffff")
+            else:
+                raise DataError(
+                    f"{path}: frame {frame + 1} holds a region of type {kind} (polygon, mask or "
+                    "point); only rectangles are supported"
+                )
+    except (OSError, struct.error) as error:
+        raise DataError(f"{path}: cannot read the binary trajectory: {error}") from None
+    return boxes
+
+
+def read_vot_longterm_result(
+    tracker_dir: str | os.PathLike[str], sequence: str
+) -> VotLongTermResult:
+    """Read one sequence from ``<tracker_dir>/longterm/<sequence>/``.
+
+    Raises:
+        DataError: a missing box or confidence file (the message names the expected path), a
+            malformed line (file and line number), or a confidence / time file with fewer lines
+            than the box file.
+    """
+    files = vot_longterm_files(tracker_dir, sequence)
+    if files.boxes.is_file():
+        boxes = _read_vot_regions(files.boxes)
+    elif files.boxes_binary.is_file():
+        boxes = _read_vot_binary(files.boxes_binary)
+    else:
+        raise DataError(
+            f"{files.boxes}: no result for sequence {sequence!r} (expected this file, or "
+            f"{files.boxes_binary.name})"
+        )
+    confidences = _read_values(files.confidence, "confidence file")
+    if len(confidences) < len(boxes):
+        raise DataError(
+            f"{files.confidence}: {len(confidences)} confidence values for the {len(boxes)} "
+            f"frames of {files.boxes.name}"
+        )
+    times = None
+    if files.time.is_file():
+        times = _read_values(files.time, "time file")
+        if len(times) < len(boxes):
+            raise DataError(
+                f"{files.time}: {len(times)} times for the {len(boxes)} frames of "
+                f"{files.boxes.name}"
+            )
+        times = times[: len(boxes)]
+    return VotLongTermResult(
+        boxes=boxes, confidences=confidences[: len(boxes)], times=times, files=files
+    )
+
+
+def read_vot_longterm_results(
+    tracker_dir: str | os.PathLike[str], sequences: Iterable[str]
+) -> dict[str, VotLongTermResult]:
+    """Read each sequence from the VOT long-term layout (see :func:`read_vot_longterm_result`)."""
+    return {name: read_vot_longterm_result(tracker_dir, name) for name in sequences}
+
+
+def result_files(
+    tracker_dir: str | os.PathLike[str], sequences: Iterable[str], layout: Layout = "otb"
+) -> dict[str, Path]:
+    """Sequence name -> its box file in ``layout`` (for error messages); VOT: the text file."""
+    if layout == "otb":
+        return {name: otb_result_path(tracker_dir, name) for name in sequences}
+    if layout == "vot-longterm":
+        return {name: vot_longterm_files(tracker_dir, name).boxes for name in sequences}
+    raise ValueError(f"unknown result layout {layout!r}")
+
+
+def finished_sequences(
+    tracker_dir: str | os.PathLike[str], sequences: Iterable[str], layout: Layout = "otb"
+) -> list[str]:
+    """The sequences whose box file exists (written last and atomically, so complete)."""
+    if layout == "vot-longterm":
+        return [n for n in sequences if vot_longterm_files(tracker_dir, n).has_boxes()]
+    return [name for name, path in result_files(tracker_dir, sequences, layout).items()
+            if path.is_file()]

@@ -1,0 +1,362 @@
+"""Run checkpoints over dataset plugins and score the result folders: ``mmtrack-kd evaluate``.
+
+* :func:`evaluate_checkpoint` - track every sequence of each dataset in worker processes
+  (spawn; each worker builds its own :class:`~mmtrack_kd.tracking.Tracker` from the checkpoint
+  file), write ``<out>/<tracker>/<dataset>/...`` in the layout the dataset protocol's toolkit
+  reads (resumable: finished sequences are skipped), then score with the protocol.
+* :func:`score_folders` - score existing result folders of any tracker from annotations alone.
+* :func:`run_evaluate` - the command: resolve the target (a run folder gives its student and
+  teacher), the datasets (options from the run's recipe, else defaults and ``--root``), evaluate
+  or score, then write tables, the JSON report and the plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmtrack_kd.errors import DataError, MmtrackError
+from mmtrack_kd.evaluation.groundtruth import GroundTruth
+from mmtrack_kd.evaluation.result import ProtocolResult
+from mmtrack_kd.evaluation.results_io import (
+    finished_sequences,
+    write_otb_result,
+    otb_result_path,
+    write_vot_longterm_result,
+)
+from mmtrack_kd.evaluation.scoring import layout_for, score_results_folder
+
+log = logging.getLogger(__name__)
+
+#: Checkpoint file a run folder's stage is evaluated from.
+RUN_CHECKPOINT = "best.pt"
+#: Stages of a run folder, in the order they are reported.
+RUN_STAGES = ("student", "teacher")
+
+DatasetEntry = tuple[str, Any]  # (name, dataset plugin instance)
+
+
+@dataclass(frozen=True)
+class TrackerTarget:
+    """One checkpoint to evaluate, under the tracker name its results are filed as."""
+
+    name: str
+    checkpoint: Path
+
+
+# --------------------------------------------------------------------------- resolving targets
+
+
+def resolve_targets(target: str | os.PathLike[str]) -> list[TrackerTarget]:
+    """A checkpoint file -> itself (named after its stem); a run folder -> its ``student`` and
+    ``teacher`` ``best.pt`` (``last.pt`` when there is no best), named ``<run>-<stage>``.
+
+    Raises:
+        DataError: the path does not exist, or a run folder holds no checkpoint.
+    """
+    path = Path(target)
+    if path.is_file():
+        return [TrackerTarget(path.stem if path.stem not in ("best", "last")
+                              else f"{path.parent.parent.name}-{path.parent.name}", path)]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such run folder or checkpoint file")
+    targets = []
+    for stage in RUN_STAGES:
+        for filename in (RUN_CHECKPOINT, "last.pt"):
+            checkpoint = path / stage / filename
+            if checkpoint.is_file():
+                targets.append(TrackerTarget(f"{path.name}-{stage}", checkpoint))
+                break
+    if not targets:
+        raise DataError(
+            f"{path}: no checkpoint found (expected {', '.join(f'{s}/{RUN_CHECKPOINT}' for s in RUN_STAGES)})"
+        )
+    return targets
+
+
+def _recipe_of(target: Path) -> Any | None:
+    """The run's recipe (``recipe.yaml`` in the run folder, or next to a stage folder)."""
+    from mmtrack_kd.recipe import load_recipe
+
+    folder = target if target.is_dir() else target.parent
+    for candidate in (folder / "recipe.yaml", folder.parent / "recipe.yaml"):
+        if candidate.is_file():
+            return load_recipe(candidate)
+    return None
+
+
+def resolve_datasets(
+    names: Sequence[str],
+    target: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    registry: Any = None,
+) -> list[DatasetEntry]:
+    """Build the dataset plugins to evaluate on.
+
+    Args:
+        names: dataset names from the command line; empty means every ``evaluate.datasets``
+            entry of the run's recipe.
+        target: the run folder or checkpoint (its ``recipe.yaml`` supplies options).
+        root: ``--root``: replaces the root of every dataset built here.
+        registry: plugin registry (default: the installed plugins).
+
+    Raises:
+        DataError: no dataset named and none in the recipe.
+    """
+    if registry is None:
+        from mmtrack_kd.plugins import default_registry
+
+        registry = default_registry()
+    recipe = _recipe_of(Path(target)) if target is not None else None
+    from_recipe = {c.name: c.options for c in recipe.evaluate.datasets} if recipe else {}
+    names = list(names) or list(from_recipe)
+    if not names:
+        raise DataError("no dataset to evaluate on: name one with --datasets, or list some in "
+                        "the recipe's evaluate.datasets")
+    entries = []
+    for name in names:
+        cls = registry.dataset(name)
+        options = from_recipe.get(name)
+        values = options.model_dump() if options is not None else {}
+        values.setdefault("split", "test" if "test" in cls.splits else cls.splits[0])
+        if root is not None:
+            values["root"] = Path(root)
+        entries.append((name, cls(cls.Options(**values))))
+    return entries
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+def load_ground_truths(dataset: Any, names: Iterable[str] | None = None) -> list[GroundTruth]:
+    """Ground truth of ``names`` (default: every listed sequence), read without frames
+    (``load_groundtruth``; ``load_sequence`` for plugins without it)."""
+    names = list(names) if names is not None else dataset.list_sequences()
+    loader = getattr(dataset, "load_groundtruth", None) or dataset.load_sequence
+    return [GroundTruth.from_sequence(loader(name)) for name in names]
+
+
+def _protocol(dataset: Any) -> str:
+    return str(dataset.protocol)
+
+
+# --------------------------------------------------------------------------- workers
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(checkpoint: str, device: str, threads: int) -> None:
+    """Per-process set-up: thread budget and one tracker built from the checkpoint file."""
+    import torch
+
+    from mmtrack_kd.tracking import Tracker
+
+    torch.set_num_threads(max(1, threads))
+    _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device)
+
+
+def _track_one(dataset: Any, name: str, tracker_dir: str, layout: str) -> tuple[str, int, float]:
+    """Track one sequence and write its result files; returns ``(name, frames, seconds)``."""
+    from mmtrack_kd.tracking import run_sequence
+
+    result = run_sequence(_WORKER["tracker"], dataset.load_sequence(name))
+    if layout == "otb":
+        write_otb_result(otb_result_path(tracker_dir, name), result.boxes)
+    else:
+        write_vot_longterm_result(tracker_dir, name, result.boxes, result.confidences, result.times)
+    return name, len(result.boxes), float(np.sum(result.times[1:]))
+
+
+def _threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _progress(enabled: bool):  # noqa: ANN202 - a rich Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mmtrack_kd.console import console
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, disable=not enabled, transient=False)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    datasets: Sequence[DatasetEntry],
+    out_dir: str | os.PathLike[str],
+    workers: int = 1,
+    device: str = "cpu",
+    tracker_name: str | None = None,
+    progress: bool = True,
+) -> dict[str, ProtocolResult]:
+    """Track every sequence of each dataset with one checkpoint, then score.
+
+    Results go to ``<out_dir>/<tracker_name>/<dataset>/``: ``<seq>.txt`` (OTB style) or
+    ``longterm/<seq>/...`` (VOT long-term, the ``depthtrack`` protocol). Sequences whose box
+    file already exists are not run again.
+
+    Args:
+        checkpoint: an mmtrack-kd checkpoint file.
+        datasets: ``(name, plugin instance)`` pairs.
+        out_dir: results root.
+        workers: tracker processes (spawned; ``1`` runs in this process); each uses
+            ``cpu_count // workers`` torch threads.
+        device: ``"cpu"`` or ``"cuda"`` (every worker uses it).
+        tracker_name: folder name of this tracker (default: the checkpoint's stem).
+        progress: show a rich progress bar.
+
+    Returns:
+        Dataset name -> :class:`ProtocolResult` of the dataset's protocol.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise DataError(f"{checkpoint}: checkpoint file not found")
+    tracker_name = tracker_name or checkpoint.stem
+    workers = max(1, int(workers))
+    threads = _threads_per_worker(workers)
+    jobs: list[tuple[Any, str, str, str, str]] = []  # dataset, sequence, folder, layout, label
+    folders: dict[str, Path] = {}
+    for name, dataset in datasets:
+        folder = Path(out_dir) / tracker_name / name
+        folders[name] = folder
+        layout = layout_for(_protocol(dataset))
+        sequences = dataset.list_sequences()
+        done = set(finished_sequences(folder, sequences, layout))
+        if done:
+            log.info("%s/%s: %d of %d sequences already finished", tracker_name, name, len(done),
+                     len(sequences))
+        jobs += [(dataset, s, str(folder), layout, name) for s in sequences if s not in done]
+
+    if jobs:
+        with _progress(progress) as bar:
+            task = bar.add_task(f"{tracker_name}", total=len(jobs))
+            if workers == 1:
+                _init_worker(str(checkpoint), device, threads)
+                try:
+                    for dataset, seq, folder, layout, label in jobs:
+                        _track_one(dataset, seq, folder, layout)
+                        bar.update(task, advance=1, description=f"{tracker_name} {label}/{seq}")
+                finally:
+                    _WORKER.clear()
+            else:
+                with ProcessPoolExecutor(
+                    max_workers=min(workers, len(jobs)),
+                    mp_context=get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(str(checkpoint), device, threads),
+                ) as pool:
+                    futures = {pool.submit(_track_one, d, s, f, lay): (label, s)
+                               for d, s, f, lay, label in jobs}
+                    for future in as_completed(futures):
+                        label, seq = futures[future]
+                        future.result()  # re-raise a worker's error here
+                        bar.update(task, advance=1, description=f"{tracker_name} {label}/{seq}")
+
+    return {name: score_results_folder(_protocol(dataset), folders[name],
+                                       load_ground_truths(dataset))
+            for name, dataset in datasets}
+
+
+def score_folders(
+    results_dirs: Sequence[str | os.PathLike[str]], dataset: Any
+) -> dict[str, ProtocolResult]:
+    """Score existing result folders (ours or published raw results) on ``dataset``'s
+    sequences, from annotations alone (no frames are read).
+
+    Args:
+        results_dirs: tracker folders holding ``<seq>.txt`` or ``longterm/<seq>/``; each is
+            reported under its folder name (``<parent>/<name>`` when names repeat).
+        dataset: the dataset plugin instance.
+
+    Raises:
+        DataError: a missing or malformed result file (the message names it).
+    """
+    gts = load_ground_truths(dataset)
+    paths = [Path(p) for p in results_dirs]
+    names = [p.name for p in paths]
+    out: dict[str, ProtocolResult] = {}
+    for path in paths:
+        if not path.is_dir():
+            raise DataError(f"{path}: result folder not found")
+        key = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
+        out[key] = score_results_folder(_protocol(dataset), path, gts)
+    return out
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run_evaluate(
+    target: str | os.PathLike[str] | None,
+    datasets: Sequence[str] = (),
+    results: Sequence[str | os.PathLike[str]] | None = None,
+    dataset: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    workers: int = 1,
+    out: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    plots: bool = True,
+) -> int:
+    """``mmtrack-kd evaluate``: track and score a run or checkpoint, or score ``--results``.
+
+    Writes under ``out`` (default ``<run>/eval`` for a run folder, ``eval`` otherwise):
+    ``results/<tracker>/<dataset>/...``, ``report.json``, ``plots/*.png``; prints the tables.
+    Returns the exit status (0).
+    """
+    from mmtrack_kd.console import console
+    from mmtrack_kd.evaluation.report import print_report, write_json
+    from mmtrack_kd.evaluation.published import comparison_table
+
+    if results:
+        if not dataset:
+            raise MmtrackError("--results needs --dataset NAME (the dataset the folders were run on)")
+        (name, plugin), = resolve_datasets([dataset], target, root)
+        scored = {name: score_folders(results, plugin)}
+        out_dir = Path(out) if out is not None else Path("eval")
+    else:
+        if target is None:
+            raise MmtrackError("evaluate needs a run folder or checkpoint (or --results DIR...)")
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        targets = resolve_targets(target)
+        entries = resolve_datasets(datasets, target, root)
+        out_dir = Path(out) if out is not None else (
+            Path(target) / "eval" if Path(target).is_dir() else Path("eval"))
+        scored = {name: {} for name, _ in entries}
+        for tracker in targets:
+            for name, result in evaluate_checkpoint(
+                tracker.checkpoint, entries, out_dir / "results", workers, device, tracker.name
+            ).items():
+                scored[name][tracker.name] = result
+        for name, _ in entries:
+            console.print(f"results of {name}: {out_dir / 'results'}/<tracker>/{name}")
+    print_report(scored)
+    for name, by_tracker in scored.items():
+        table = comparison_table(name, _protocol_of(scored[name]), by_tracker)
+        if table is not None:
+            console.print(table)
+    report = write_json(scored, out_dir / "report.json")
+    console.print(f"wrote every number to {report}")
+    if plots:
+        from mmtrack_kd.evaluation.plots import write_plots
+
+        written = write_plots(scored, out_dir / "plots")
+        console.print(f"wrote {len(written)} plot(s) to {out_dir / 'plots'}")
+    return 0
+
+
+def _protocol_of(by_tracker: dict[str, ProtocolResult]) -> str | None:
+    return next(iter(by_tracker.values())).protocol if by_tracker else None

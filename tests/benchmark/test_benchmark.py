@@ -1,0 +1,131 @@
+"""Speed / params benchmarks on a tiny recipe: structure and sanity, never timing thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from mmtrack_kd.benchmark import (
+    benchmark_models,
+    gemm_peak,
+    measure_latency_stats,
+    params_benchmark,
+    render,
+    speed_benchmark,
+    tracker_fps,
+    training_peak_memory,
+    write_json,
+)
+from mmtrack_kd.recipe import load_recipe
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "rgbt.yaml"
+TINY = [
+    "model.pretrained=null",
+    "model.backbone.depth=3",
+    "model.backbone.embed_dim=32",
+    "model.backbone.num_heads=2",
+    "model.template_size=32",
+    "model.search_size=64",
+    "model.head_channels=16",
+    "student.candidate_elimination.layers=[1]",
+    "teacher.optim.batch_size=2",
+    "student.optim.batch_size=2",
+]
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return load_recipe(RECIPE, TINY)
+
+
+def quiet_console() -> Console:
+    return Console(file=open("/dev/null", "w"), width=200)
+
+
+def test_the_four_models(recipe):
+    models = {entry.name: entry for entry in benchmark_models(recipe)}
+    assert list(models) == ["teacher", "student", "student_ce", "baseline"]
+    assert models["teacher"].kind == "teacher"
+    assert models["student"].config["ce_layers"] == [] and models["student"].config["num_modalities"] == 2
+    assert models["student_ce"].config["ce_layers"] == [1] and models["student_ce"].config["ce_keep_ratio"] == 0.7
+    baseline = models["baseline"]
+    assert baseline.config["num_modalities"] == 1 and len(baseline.adapters) == 1
+    assert [a.name for a in models["student"].adapters] == ["rgb", "thermal"]
+    built = models["baseline"].build()
+    assert built.num_modalities == 1 and not built.training
+
+
+def test_params_benchmark(recipe):
+    result = params_benchmark(recipe)
+    rows = result["models"]
+    assert set(rows) == {"teacher", "student", "student_ce", "baseline"}
+    for row in rows.values():
+        assert row["parameters"] >= row["trainable"] > 0
+        assert row["flops"] > 0 and row["gflops"] == pytest.approx(row["flops"] / 1e9)
+    # same parameters with and without elimination, fewer FLOPs with it
+    assert rows["student"]["parameters"] == rows["student_ce"]["parameters"]
+    assert rows["student_ce"]["flops"] < rows["student"]["flops"]
+    assert rows["baseline"]["flops"] < rows["student"]["flops"]
+    ratio = result["ratios"]["student/teacher"]
+    assert ratio["parameters"] == pytest.approx(rows["student"]["parameters"] / rows["teacher"]["parameters"])
+    render(result, quiet_console())
+
+
+def test_gemm_peak_is_a_rate():
+    peak = gemm_peak("cpu", sizes=(64, 96), repeats=2, warmup=1)
+    assert peak["gflops"] > 0 and peak["size"] in (64, 96) and set(peak["rates"]) == {64, 96}
+
+
+def test_latency_stats_count_runs(recipe):
+    model = benchmark_models(recipe, names=("baseline",))[0].build()
+    stats = measure_latency_stats(model, "cpu", warmup=5, repeats=4)
+    assert stats.runs == 4 and stats.warmup == 5
+    assert 0 < stats.min <= stats.p25 <= stats.median <= stats.p75 <= stats.max
+
+
+def test_tracker_fps_on_frames_in_memory(recipe):
+    entry = benchmark_models(recipe, names=("student",))[0]
+    result = tracker_fps(entry.build(), entry.adapters, "cpu", frames=3, warmup=5, frame_size=(60, 80))
+    assert result["fps"] > 0 and result["frame"]["runs"] == 3 and result["frame_size"] == [60, 80]
+
+
+def test_speed_benchmark_structure_and_outputs(recipe, tmp_path):
+    result = speed_benchmark(
+        recipe, "cpu", repeats=2, warmup=1, tracker_frames=2, frame_size=(60, 80),
+        gemm_sizes=(64,), memory=False, prompter=True, bf16=True,
+    )  # fmt: skip
+    assert result["settings"]["warmup"] == 5  # raised to the minimum
+    assert result["gemm_peak"]["gflops"] > 0
+    for row in result["models"].values():
+        assert row["latency"]["runs"] == 2
+        assert row["achieved_gflops"] == pytest.approx(row["flops"] / row["latency"]["median"] / 1e9)
+        assert row["peak_fraction"] == pytest.approx(row["achieved_gflops"] / result["gemm_peak"]["gflops"])
+        assert row["tracker_fps"] > 0
+        deviation = row["bf16"]["deviation"]
+        assert 0 <= deviation["peak_agreement"] <= 1 and deviation["max_px"] >= 0
+    assert "student/teacher" in result["ratios"]
+    prompter = result["prompter"]
+    assert prompter["conv2d"]["gflops"] == pytest.approx(prompter["linear"]["gflops"], rel=1e-6)
+    assert prompter["conv2d/linear"] > 0
+    render(result, quiet_console())
+    path = write_json(result, tmp_path / "out" / "speed.json")
+    assert json.loads(path.read_text())["models"]["teacher"]["kind"] == "teacher"
+
+
+def test_training_memory_in_a_subprocess(recipe):
+    result = training_peak_memory(recipe, "cpu", stages=("student",), steps=1, timeout=120)
+    entry = result["student"]
+    assert "error" not in entry, entry
+    assert entry["batch_size"] == 2 and entry["peak_bytes"] > 0 and entry["step_bytes"] >= 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_speed_benchmark_on_cuda(recipe):
+    result = speed_benchmark(recipe, "cuda", repeats=2, tracker_frames=2, frame_size=(60, 80), gemm_sizes=(256,),
+                             prompter=False)  # fmt: skip
+    assert result["memory"]["teacher"]["method"] == "torch.cuda.max_memory_allocated"
+    assert all(row["latency"]["median"] > 0 for row in result["models"].values())

@@ -1,0 +1,44 @@
+"""Helpers of the evaluation tests: synthetic tracking data, optional peer imports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def random_walk_boxes(
+    rng: np.random.Generator, n: int, integer: bool = False, size: float = 60.0
+) -> np.ndarray:
+    """``(n, 4)`` ground-truth boxes drifting slowly; positive coordinates and sizes."""
+    centre = np.array([320.0, 240.0]) + np.cumsum(rng.normal(0, 2.0, (n, 2)), axis=0)
+    wh = np.clip(size + np.cumsum(rng.normal(0, 0.7, (n, 2)), axis=0), 12, None)
+    boxes = np.concatenate([centre - wh / 2, wh], axis=1)
+    return np.round(boxes) if integer else boxes
+
+
+def noisy_predictions(
+    rng: np.random.Generator, gt: np.ndarray, integer: bool = False, lost: float = 0.1
+) -> np.ndarray:
+    """Predictions around ``gt``: small noise, and a ``lost`` share of frames far away."""
+    scale = gt[:, 2:].repeat(2, axis=1)
+    pred = gt + rng.normal(0, 0.12, gt.shape) * scale
+    far = rng.random(len(gt)) < lost
+    pred[far, :2] += rng.uniform(40, 120, (int(far.sum()), 2))
+    return np.round(pred) if integer else pred
+
+
+def import_or_skip(name: str):  # noqa: ANN201 - returns a module
+    """``pytest.importorskip`` that also skips when importing fails with a non-ImportError.
+
+    vot-toolkit 0.9.0 with attributee 0.1.10 fails at import time with a ``TypeError`` on
+    Python 3.11 (attributee 0.1.9 works); a broken optional peer should skip, not error.
+    """
+    try:
+        return pytest.importorskip(name)
+    except pytest.skip.Exception:
+        raise
+    except Exception as error:  # noqa: BLE001
+        pytest.skip(
+            f"{name} cannot be imported: {type(error).__name__}: {error}",
+            allow_module_level=True,
+        )

@@ -1,0 +1,184 @@
+"""Result files: OTB-style and VOT long-term layouts, round trips and error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from eval_helpers import noisy_predictions, random_walk_boxes
+
+from mmtrack_kd.errors import DataError
+from mmtrack_kd.evaluation import GroundTruth, score, score_results_folder
+from mmtrack_kd.evaluation.results_io import (
+    finished_sequences,
+    otb_result_path,
+    read_otb_result,
+    read_otb_results,
+    read_vot_longterm_result,
+    vot_longterm_files,
+    write_otb_result,
+    write_otb_results,
+    write_vot_longterm_result,
+)
+
+
+def test_otb_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    boxes = noisy_predictions(rng, random_walk_boxes(rng, 30))
+    boxes[4] = np.nan
+    paths = write_otb_results(tmp_path / "tracker", {"seq`a'": boxes})
+    path = paths["seq`a'"]
+    assert path == tmp_path / "tracker" / "seq`a'.txt"
+    first = path.read_text().splitlines()[0].split(",")
+    assert len(first) == 4 and all(len(v.split(".")[1]) == 4 for v in first)
+    assert path.read_text().splitlines()[4] == "nan,nan,nan,nan"
+    back = read_otb_results(tmp_path / "tracker", ["seq`a'"])["seq`a'"]
+    np.testing.assert_allclose(back, boxes, atol=5e-5)
+    assert np.isnan(back[4]).all()
+    assert [p.name for p in (tmp_path / "tracker").iterdir()] == ["seq`a'.txt"]  # no temp files
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1\t2\t3\t4\n5\t6\t7\t8\n",  # OSTrack: tab-separated integers
+        "1,2,3,4\n5,6,7,8\n\n",  # comma, trailing blank line
+        "1.0, 2.0, 3.0, 4.0\r\n5 6 7 8\r\n",  # spaces, CRLF
+    ],
+)
+def test_otb_reader_accepts_separators(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text(text)
+    np.testing.assert_array_equal(read_otb_result(path), [[1, 2, 3, 4], [5, 6, 7, 8]])
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("1,2,3,4\n5,6,7\n", 2), ("1,2,3,4\n\n5,6,7,8\n", 2), ("1,2,3,4\n1,2,3,4\n1,x,3,4\n", 3)],
+)
+def test_otb_reader_names_file_and_line(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text(text)
+    with pytest.raises(DataError, match=rf"bad\.txt, line {line}:"):
+        read_otb_result(path)
+
+
+def test_missing_result_file_names_expected_path(tmp_path: Path) -> None:
+    write_otb_result(otb_result_path(tmp_path, "a"), np.ones((3, 4)))
+    with pytest.raises(DataError, match=r"b\.txt: no result for sequence 'b'"):
+        read_otb_results(tmp_path, ["a", "b"])
+    assert finished_sequences(tmp_path, ["a", "b"]) == ["a"]
+
+
+def test_vot_longterm_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    boxes = noisy_predictions(rng, random_walk_boxes(rng, 12))
+    boxes[6] = np.nan
+    conf = rng.random(12)
+    conf[8] = np.nan
+    times = rng.random(12) * 0.01
+    files = write_vot_longterm_result(tmp_path / "T", "box_darkroom", boxes, conf, times)
+    folder = tmp_path / "T" / "longterm" / "box_darkroom"
+    assert files.boxes == folder / "box_darkroom_001.txt"
+    assert files.confidence == folder / "box_darkroom_001_confidence.value"
+    assert files.time == folder / "box_darkroom_001_time.value"
+    lines = files.boxes.read_text().splitlines()
+    assert lines[0] == "1" and len(lines) == 12 and lines[6] == "nan,nan,nan,nan"
+    assert files.confidence.read_text().splitlines()[0] == ""
+    back = read_vot_longterm_result(tmp_path / "T", "box_darkroom")
+    assert np.isnan(back.boxes[0]).all()  # the initialisation marker has no box
+    np.testing.assert_allclose(back.boxes[1:], boxes[1:], atol=5e-5)
+    assert back.confidences[0] == 0.0  # empty line: the toolkit's default
+    np.testing.assert_array_equal(back.confidences[1:], conf[1:])  # exact: repr precision
+    np.testing.assert_array_equal(back.times, times)
+    assert finished_sequences(tmp_path / "T", ["box_darkroom", "x"], "vot-longterm") == [
+        "box_darkroom"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [files.boxes.name, files.confidence.name, files.time.name]
+    )
+
+
+def test_vot_reader_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"longterm/s/s_001\.txt: no result for sequence 's'"):
+        read_vot_longterm_result(tmp_path, "s")
+    files = vot_longterm_files(tmp_path, "s")
+    files.boxes.parent.mkdir(parents=True)
+    files.boxes.write_text("1\n1,2,3,4\n1,2,3\n")
+    files.confidence.write_text("\n0.5\n0.5\n")
+    with pytest.raises(DataError, match=r"s_001\.txt, line 3: expected a rectangle"):
+        read_vot_longterm_result(tmp_path, "s")
+    files.boxes.write_text("1\n1,2,3,4\n0\n")  # a special code: no box
+    files.confidence.write_text("\n0.5\nhigh\n")
+    with pytest.raises(DataError, match=r"confidence\.value, line 3: 'high' is not a number"):
+        read_vot_longterm_result(tmp_path, "s")
+    files.confidence.write_text("\n0.5\n")
+    with pytest.raises(DataError, match=r"2 confidence values for the 3 frames"):
+        read_vot_longterm_result(tmp_path, "s")
+    files.confidence.unlink()
+    with pytest.raises(DataError, match=r"confidence\.value: confidence file not found"):
+        read_vot_longterm_result(tmp_path, "s")
+    files.confidence.write_text("\n0.5\n0.25\n")
+    result = read_vot_longterm_result(tmp_path, "s")
+    assert np.isnan(result.boxes[2]).all() and result.times is None
+
+
+def _ground_truths(rng: np.random.Generator, count: int, n: int) -> list[GroundTruth]:
+    gts = []
+    for i in range(count):
+        boxes = random_walk_boxes(rng, n)
+        gts.append(GroundTruth(f"s{i}", boxes, modality_boxes={"v": boxes, "i": boxes + 2}))
+    return gts
+
+
+@pytest.mark.parametrize("protocol", ["lasher", "gtot", "depthtrack"])
+def test_score_results_folder_matches_in_memory(tmp_path: Path, protocol: str) -> None:
+    rng = np.random.default_rng(2)
+    gts = _ground_truths(rng, 3, 50)
+    preds = {g.name: noisy_predictions(rng, g.boxes) for g in gts}
+    confs = {g.name: rng.random(50) for g in gts}
+    for g in gts:
+        preds[g.name] = np.round(preds[g.name], 4)  # what the files hold
+        if protocol == "depthtrack":
+            write_vot_longterm_result(tmp_path, g.name, preds[g.name], confs[g.name])
+        else:
+            write_otb_result(otb_result_path(tmp_path, g.name), preds[g.name])
+    from_files = score_results_folder(protocol, tmp_path, gts)
+    in_memory = score(protocol, preds, gts, confidences=confs)
+    assert from_files.scores == pytest.approx(in_memory.scores, abs=1e-12)
+
+
+def test_score_results_folder_short_file_is_named(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    gts = _ground_truths(rng, 2, 20)
+    write_otb_result(otb_result_path(tmp_path, "s0"), gts[0].boxes)
+    write_otb_result(otb_result_path(tmp_path, "s1"), gts[1].boxes[:15])
+    with pytest.raises(DataError, match=r"s1\.txt: 15 boxes for the 20 ground-truth frames"):
+        score_results_folder("otb", tmp_path, gts)
+    (tmp_path / "s0.txt").unlink()
+    with pytest.raises(DataError, match=r"s0\.txt: no result for sequence 's0'"):
+        score_results_folder("lasher", tmp_path, gts)
+
+
+def test_vot_binary_trajectory(tmp_path: Path) -> None:
+    """vot-toolkit >= 0.6 writes ``<seq>_001.bin`` by default: ``<hI`` header, then per frame a
+    type byte and its data (0: special code ``<I``, 1: rectangle ``<ffff``)."""
+    import struct
+
+    files = vot_longterm_files(tmp_path, "s")
+    files.boxes.parent.mkdir(parents=True)
+    data = struct.pack("<hI", 1, 3) + struct.pack("<BI", 0, 1)
+    data += struct.pack("<Bffff", 1, 10.5, 20.25, 30.0, 40.0) + struct.pack("<BI", 0, 0)
+    files.boxes_binary.write_bytes(data)
+    files.confidence.write_text("\n0.75\n0.5\n")
+    result = read_vot_longterm_result(tmp_path, "s")
+    assert np.isnan(result.boxes[[0, 2]]).all()
+    np.testing.assert_array_equal(result.boxes[1], [10.5, 20.25, 30.0, 40.0])
+    assert finished_sequences(tmp_path, ["s"], "vot-longterm") == ["s"]
+    files.boxes_binary.write_bytes(data[:-3])
+    with pytest.raises(DataError, match=r"s_001\.bin: cannot read the binary trajectory"):
+        read_vot_longterm_result(tmp_path, "s")
+    files.boxes_binary.write_bytes(struct.pack("<hI", 1, 1) + struct.pack("<BH", 2, 0))
+    with pytest.raises(DataError, match=r"frame 1 holds a region of type 2"):
+        read_vot_longterm_result(tmp_path, "s")

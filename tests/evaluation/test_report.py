@@ -1,0 +1,125 @@
+"""Reports, plots and the published tables, from protocol results built in the test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from mmtrack_kd.evaluation import GroundTruth, score
+from mmtrack_kd.evaluation.plots import write_plots
+from mmtrack_kd.evaluation.published import (
+    comparison_table,
+    load_published,
+    published_scores,
+)
+from mmtrack_kd.evaluation.report import (
+    attribute_table,
+    dataset_table,
+    format_score,
+    overview_table,
+    print_report,
+    write_json,
+)
+
+
+
+def random_walk_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``(n, 4)`` ground-truth boxes drifting slowly."""
+    centre = np.array([320.0, 240.0]) + np.cumsum(rng.normal(0, 2.0, (n, 2)), axis=0)
+    wh = np.clip(60.0 + np.cumsum(rng.normal(0, 0.7, (n, 2)), axis=0), 12, None)
+    return np.concatenate([centre - wh / 2, wh], axis=1)
+
+
+def noisy_predictions(rng: np.random.Generator, gt: np.ndarray, lost: float) -> np.ndarray:
+    """Predictions near ``gt``, a ``lost`` share of frames far away."""
+    pred = gt + rng.normal(0, 0.12, gt.shape) * gt[:, 2:].repeat(2, axis=1)
+    far = rng.random(len(gt)) < lost
+    pred[far, :2] += rng.uniform(40, 120, (int(far.sum()), 2))
+    return pred
+
+
+def scored_pair(protocol: str, seed: int = 0):
+    """Two trackers' results on four sequences with attributes, under ``protocol``."""
+    rng = np.random.default_rng(seed)
+    gts = [GroundTruth(f"seq{i}", random_walk_boxes(rng, 40), attributes={"TC": i % 2 == 0, "FM": i < 2})
+           for i in range(4)]
+    out = {}
+    for tracker, lost in (("student", 0.1), ("teacher", 0.3)):
+        preds = {gt.name: noisy_predictions(rng, gt.boxes, lost=lost) for gt in gts}
+        conf = {gt.name: rng.random(len(gt)) for gt in gts}
+        out[tracker] = score(protocol, preds, gts, confidences=conf)
+    return out
+
+
+def render(table) -> str:
+    console = Console(width=200, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_tables_show_every_tracker_and_score():
+    lasher = scored_pair("lasher")
+    text = render(dataset_table("lasher", lasher))
+    for word in ("student", "teacher", "PR", "NPR", "SR", format_score(lasher["student"].scores["PR"], "lasher")):
+        assert word in text
+    attributes = render(attribute_table("lasher", lasher))
+    assert "TC" in attributes and "FM" in attributes
+    overview = render(overview_table({"lasher": lasher, "depthtrack": scored_pair("depthtrack", 1)}))
+    assert "depthtrack" in overview and "F" in overview
+    console = Console(width=200, record=True)
+    print_report({"lasher": lasher}, console=console)
+    assert "per attribute" in console.export_text()
+
+
+def test_format_score_units():
+    assert format_score(0.7123, "lasher") == "71.2"
+    assert format_score(0.6154, "depthtrack") == "0.615"
+    assert format_score(float("nan"), "lasher") == "-"
+
+
+def test_json_holds_every_number(tmp_path):
+    scored = {"lasher": scored_pair("lasher"), "depthtrack": scored_pair("depthtrack", 1)}
+    path = write_json(scored, tmp_path / "report.json")
+    data = json.loads(path.read_text())  # strict JSON: no NaN / Infinity tokens
+    student = data["datasets"]["lasher"]["student"]
+    assert student["scores"] == pytest.approx(scored["lasher"]["student"].scores)
+    assert set(student["per_attribute"]) == {"TC", "FM"}
+    assert "precision" in student["curves"]
+    assert data["datasets"]["depthtrack"]["teacher"]["protocol"] == "depthtrack"
+
+
+def test_plots_are_png(tmp_path):
+    scored = {"lasher": scored_pair("lasher"), "depthtrack": scored_pair("depthtrack", 1)}
+    paths = write_plots(scored, tmp_path / "plots")
+    names = {p.name for p in paths}
+    assert {"lasher_precision.png", "lasher_success.png", "lasher_normalized_precision.png",
+            "lasher_attributes.png", "depthtrack_f_score.png"} <= names
+    for path in paths:
+        assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_published_numbers_as_printed():
+    data = load_published()
+    lasher = published_scores("LasHeR")
+    assert lasher["Ours-Student"] == pytest.approx({"PR": 0.714, "SR": 0.567})
+    assert lasher["Ours-Teacher"] == pytest.approx({"PR": 0.712, "SR": 0.565})
+    assert published_scores("RGBT234")["Ours-Teacher"] == pytest.approx({"MPR": 0.883, "MSR": 0.661})
+    assert published_scores("GTOT")["Ours-Student"] == pytest.approx({"MPR": 0.924, "MSR": 0.773})
+    assert published_scores("VTUAV-LT")["Ours-Student"] == pytest.approx({"MPR": 0.636, "MSR": 0.540})
+    assert published_scores("DepthTrack")["Ours-Teacher"] == pytest.approx({"Pr": 0.619, "Re": 0.611, "F": 0.615})
+    assert "TBSI" not in published_scores("GTOT")  # printed as '-'
+    assert data["benchmarks"]["VisEvent"]["trackers"] == {}
+    assert data["benchmarks"]["LasHeR"]["attributes"]["trackers"]["Ours-Student"]["TC"] == {"PR": 63.9, "SR": 50.6}
+    assert len(data["benchmarks"]["RGBT234"]["trackers"]) == 25
+
+
+def test_comparison_table_labels_synthetic_data():
+    ours = scored_pair("lasher")
+    synthetic = render(comparison_table("synthetic", "lasher", ours))
+    assert "NOT comparable" in synthetic and "Ours-Student" in synthetic and "71.4" in synthetic
+    real = render(comparison_table("lasher", "lasher", ours, peers=False))
+    assert "NOT comparable" not in real and "TBSI" not in real
+    assert comparison_table("x", "otb", ours) is None

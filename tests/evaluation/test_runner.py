@@ -1,0 +1,185 @@
+"""The evaluation runner: a tiny checkpoint tracked over tiny synthetic data in one and two
+worker processes, resumable result folders in the toolkits' layouts, scoring without images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmtrack_kd.errors import DataError
+from mmtrack_kd.evaluation.results_io import (
+    otb_result_path,
+    read_otb_result,
+    read_vot_longterm_result,
+    vot_longterm_files,
+)
+from mmtrack_kd.evaluation.runner import (
+    evaluate_checkpoint,
+    resolve_datasets,
+    resolve_targets,
+    run_evaluate,
+    score_folders,
+)
+from mmtrack_kd.models import build_model
+from mmtrack_kd.plugins import default_registry
+
+#: A 2-block, width-64 model (as tests/tracking): 2x2 template and 4x4 search grids.
+TINY_MODEL = dict(template_size=32, search_size=64, patch_size=16, embed_dim=64, depth=2,
+                  num_heads=2, head_channels=32)
+#: Tiny synthetic data: 3 test sequences of 12 frames.
+TINY_DATA = dict(n_train=1, n_test=3, frames=12, width=96, height=72, workers=1)
+AUX = {"lasher": "thermal", "depthtrack": "depth"}
+
+
+def write_checkpoint(path: Path, kind: str = "student", aux: str = "thermal") -> Path:
+    """A tiny model's checkpoint in the trainer's payload format."""
+    torch.manual_seed(0)
+    model = build_model(kind, dict(TINY_MODEL))
+    payload = {
+        "format": "mmtrack-kd", "version": 1, "kind": kind, "stage": kind,
+        "model_config": dict(model.config), "model": model.state_dict(),
+        "modalities": [{"name": "rgb", "options": {}}, {"name": aux, "options": {}}],
+        "crop": {"template_size": 32, "search_size": 64, "template_factor": 2.0,
+                 "search_factor": 4.0},
+        "progress": {"epoch": 1}, "recipe": {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def synthetic(root: Path, layout: str):
+    cls = default_registry().dataset("synthetic")
+    return cls(cls.Options(root=root, layout=layout, split="test", **TINY_DATA))
+
+
+@pytest.fixture(scope="module")
+def lasher_data(tmp_path_factory):
+    return synthetic(tmp_path_factory.mktemp("data") / "lasher", "lasher")
+
+
+@pytest.fixture(scope="module")
+def depth_data(tmp_path_factory):
+    return synthetic(tmp_path_factory.mktemp("data") / "depthtrack", "depthtrack")
+
+
+def check_scores(result, keys):
+    assert list(result.scores) == keys
+    for value in result.scores.values():
+        assert 0.0 <= value <= 1.0
+
+
+def test_otb_layout_one_worker_resume_and_score_without_images(tmp_path, lasher_data):
+    checkpoint = write_checkpoint(tmp_path / "ckpt" / "tiny.pt")
+    names = lasher_data.list_sequences()
+    assert len(names) == 3
+    results = evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "out",
+                                  workers=1, progress=False)
+    folder = tmp_path / "out" / "tiny" / "synthetic"
+    for name in names:
+        boxes = read_otb_result(otb_result_path(folder, name))
+        assert boxes.shape == (lasher_data.load_groundtruth(name).n_frames, 4)
+        assert np.isfinite(boxes).all()
+    first = results["synthetic"]
+    assert first.protocol == "lasher"
+    check_scores(first, ["PR", "NPR", "SR"])
+    assert first.sequences == tuple(names)
+
+    # resume: a finished sequence is not run again (its file is left untouched)
+    kept = otb_result_path(folder, names[0])
+    stamp = kept.stat().st_mtime_ns
+    otb_result_path(folder, names[1]).unlink()
+    again = evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "out",
+                                workers=1, progress=False)
+    assert kept.stat().st_mtime_ns == stamp
+    assert otb_result_path(folder, names[1]).is_file()
+    assert again["synthetic"].scores == pytest.approx(first.scores)
+
+    # the same numbers from the folder alone, without frames
+    scored = score_folders([folder], lasher_data)
+    assert scored["synthetic"].scores == pytest.approx(first.scores)
+
+
+def test_two_workers_match_one_worker(tmp_path, lasher_data):
+    checkpoint = write_checkpoint(tmp_path / "tiny.pt")
+    one = evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "one",
+                              workers=1, progress=False)
+    two = evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "two",
+                              workers=2, progress=False)
+    assert two["synthetic"].scores == pytest.approx(one["synthetic"].scores, abs=1e-6)
+    for name in lasher_data.list_sequences():
+        np.testing.assert_allclose(
+            read_otb_result(otb_result_path(tmp_path / "two" / "tiny" / "synthetic", name)),
+            read_otb_result(otb_result_path(tmp_path / "one" / "tiny" / "synthetic", name)),
+            atol=1e-3)
+
+
+def test_vot_longterm_layout_for_depthtrack(tmp_path, depth_data):
+    checkpoint = write_checkpoint(tmp_path / "depth.pt", aux="depth")
+    results = evaluate_checkpoint(checkpoint, [("rgbd", depth_data)], tmp_path / "out",
+                                  workers=1, progress=False)
+    result = results["rgbd"]
+    assert result.protocol == "depthtrack"
+    check_scores(result, ["Pr", "Re", "F"])
+    folder = tmp_path / "out" / "depth" / "rgbd"
+    for name in depth_data.list_sequences():
+        files = vot_longterm_files(folder, name)
+        assert files.boxes.read_text().splitlines()[0] == "1"
+        assert files.confidence.is_file() and files.time.is_file()
+        read = read_vot_longterm_result(folder, name)
+        assert len(read.boxes) == depth_data.load_groundtruth(name).n_frames
+    assert score_folders([folder], depth_data)["rgbd"].scores == pytest.approx(result.scores)
+
+
+def test_missing_result_file_is_named(tmp_path, lasher_data):
+    folder = tmp_path / "peer"
+    names = lasher_data.list_sequences()
+    for name in names[1:]:
+        gt = lasher_data.load_groundtruth(name)
+        otb_result_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(otb_result_path(folder, name), gt.boxes, delimiter=",", fmt="%.2f")
+    with pytest.raises(DataError, match=f"{names[0]}.txt"):
+        score_folders([folder], lasher_data)
+
+
+def test_resolve_targets_of_a_run_folder(tmp_path):
+    run = tmp_path / "runs" / "tiny"
+    write_checkpoint(run / "student" / "best.pt")
+    write_checkpoint(run / "teacher" / "best.pt", kind="teacher")
+    targets = resolve_targets(run)
+    assert [t.name for t in targets] == ["tiny-student", "tiny-teacher"]
+    assert resolve_targets(run / "student" / "best.pt")[0].name == "tiny-student"
+    with pytest.raises(DataError, match="no checkpoint"):
+        resolve_targets(tmp_path)
+
+
+def test_run_evaluate_writes_report_and_plots(tmp_path, lasher_data, monkeypatch):
+    run = tmp_path / "runs" / "tiny"
+    write_checkpoint(run / "student" / "best.pt")
+    write_checkpoint(run / "teacher" / "best.pt", kind="teacher")
+    entries = [("synthetic", lasher_data)]
+    import mmtrack_kd.evaluation.runner as runner
+
+    monkeypatch.setattr(runner, "resolve_datasets", lambda *args, **kwargs: entries)
+    assert run_evaluate(run, ["synthetic"], out=tmp_path / "eval", workers=1, device="cpu") == 0
+    assert (tmp_path / "eval" / "results" / "tiny-teacher" / "synthetic").is_dir()
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    trackers = report["datasets"]["synthetic"]
+    assert set(trackers) == {"tiny-student", "tiny-teacher"}
+    assert set(trackers["tiny-student"]["scores"]) == {"PR", "NPR", "SR"}
+    pngs = sorted(p.name for p in (tmp_path / "eval" / "plots").glob("*.png"))
+    assert "synthetic_precision.png" in pngs and "synthetic_success.png" in pngs
+    for png in pngs:
+        assert (tmp_path / "eval" / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resolve_datasets_uses_root_and_defaults(tmp_path, lasher_data):
+    with pytest.raises(DataError, match="no dataset"):
+        resolve_datasets([], None)
+    (name, plugin), = resolve_datasets(["lasher"], None, root=lasher_data.root)
+    assert name == "lasher" and plugin.options.split == "test"
+    assert plugin.list_sequences() == lasher_data.list_sequences()

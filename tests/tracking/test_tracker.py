@@ -1,0 +1,267 @@
+"""The tracker: Hann window, windowed decode, map-back, clipping, checkpoints, run_sequence."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mmtrack_kd.data.sequence import Sequence
+from mmtrack_kd.errors import CheckpointError, DataError
+from mmtrack_kd.models import TrackerOutput, boxes_at
+from mmtrack_kd.tracking import CropSettings, Tracker, hann_window, run_sequence, windowed_peak
+from modality_adapters.rgb import RGBAdapter
+
+
+def ostrack_hann1d(n: int) -> torch.Tensor:
+    """OSTrack's ``hann1d(n, centered=True)``, written from its formula."""
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    return 0.5 * (1 - torch.cos(2 * math.pi * k / (n + 1)))
+
+
+# -- Hann window and windowed decode ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [4, 16, 17])
+def test_hann_window_is_ostracks_hann2d(n: int) -> None:
+    expected = torch.outer(ostrack_hann1d(n), ostrack_hann1d(n)).float()
+    window = hann_window(n)
+    assert window.shape == (n, n)
+    torch.testing.assert_close(window, expected)
+    assert window.min() > 0  # border cells damped, never ruled out
+    assert window.max() <= 1
+
+
+def test_window_moves_the_peak_from_a_border_distractor_to_the_centre() -> None:
+    n = 16
+    score = torch.full((1, 1, n, n), 0.05)
+    score[0, 0, 0, 0] = 0.95  # a strong response at the border of the search region
+    score[0, 0, 7, 8] = 0.60  # a weaker one near the centre (where the target was)
+    size = torch.rand(1, 2, n, n)
+    offset = torch.rand(1, 2, n, n)
+    assert score.flatten(1).argmax(1).item() == 0  # unwindowed: the border wins
+
+    boxes, scores = windowed_peak(score, size, offset, hann_window(n))
+
+    index = torch.tensor([7 * n + 8])
+    torch.testing.assert_close(boxes, boxes_at(index, size, offset))
+    expected_score = 0.60 * ostrack_hann1d(n)[7] * ostrack_hann1d(n)[8]
+    assert scores.item() == pytest.approx(expected_score.item(), rel=1e-5)
+    # the box is read at column 8, row 7: cx = (8 + offset_x) / 16
+    assert boxes[0, 0].item() == pytest.approx((8 + offset[0, 0, 7, 8].item()) / n)
+    assert boxes[0, 1].item() == pytest.approx((7 + offset[0, 1, 7, 8].item()) / n)
+
+
+def test_windowed_peak_keeps_a_dominant_border_response() -> None:
+    n = 16
+    score = torch.full((1, 1, n, n), 1e-4)
+    score[0, 0, 0, 15] = 0.9
+    _, scores = windowed_peak(score, torch.rand(1, 2, n, n), torch.rand(1, 2, n, n), hann_window(n))
+    assert scores.item() == pytest.approx(0.9 * (ostrack_hann1d(n)[0] * ostrack_hann1d(n)[15]).item(), rel=1e-5)
+
+
+# -- map back and clip with a model whose answer is known -----------------------------------------
+
+
+class FixedBoxModel(nn.Module):
+    """A stand-in model: 4 x 4 score map peaking at ``cell`` with the given offset and size."""
+
+    num_modalities = 1
+
+    def __init__(self, cell=(1, 3), offset=(0.5, 0.25), size=(0.25, 0.125)) -> None:
+        super().__init__()
+        self.config = {"template_size": 32, "search_size": 64, "patch_size": 16}
+        self.cell, self.offset, self.size = cell, offset, size
+        self.searches: list[torch.Tensor] | None = None
+        self.templates: list[torch.Tensor] | None = None
+
+    def set_template(self, templates):
+        self.templates = templates
+
+    def track(self, searches, keep_ratio=None) -> TrackerOutput:
+        self.searches = searches
+        score = torch.full((1, 1, 4, 4), 0.1)
+        score[0, 0, self.cell[0], self.cell[1]] = 0.9
+        size = torch.empty(1, 2, 4, 4)
+        offset = torch.empty(1, 2, 4, 4)
+        for channel in range(2):
+            size[:, channel] = self.size[channel]
+            offset[:, channel] = self.offset[channel]
+        boxes = boxes_at(score.flatten(1).argmax(1), size, offset)
+        return TrackerOutput(score.logit(), score, size, offset, boxes)
+
+
+def test_map_back_inverts_the_search_crop() -> None:
+    model = FixedBoxModel()
+    tracker = Tracker(model, [RGBAdapter()])
+    frame = np.zeros((200, 200, 3), dtype=np.float32)
+    tracker.initialize([frame], (40, 30, 20, 20))
+    assert model.templates[0].shape == (1, 3, 32, 32)
+
+    box, confidence = tracker.track([frame])
+
+    # Search crop: side ceil(20 * 4) = 80 around centre (50, 40), corner (10, 0), so one crop
+    # unit is 80 pixels. Peak at row 1, column 3 with offsets (0.5, 0.25):
+    # cx = 10 + 80 * 3.5 / 4 = 80, cy = 0 + 80 * 1.25 / 4 = 25, w = 80 * 0.25, h = 80 * 0.125.
+    np.testing.assert_allclose(box, [80 - 10, 25 - 5, 20, 10])
+    assert model.searches[0].shape == (1, 3, 64, 64)
+    hann = ostrack_hann1d(4)
+    assert confidence == pytest.approx(0.9 * (hann[1] * hann[3]).item(), rel=1e-5)
+    np.testing.assert_allclose(tracker.state, box)
+
+
+def test_boxes_are_clipped_with_ostracks_margin() -> None:
+    tracker = Tracker(FixedBoxModel(), [RGBAdapter()])
+    frame = np.zeros((100, 75, 3), dtype=np.float32)  # 75 wide: the predicted box (70..90) sticks out
+    tracker.initialize([frame], (40, 30, 20, 20))
+    box, _ = tracker.track([frame])
+    # clip_box(margin=10): x1 = min(70, 75 - 10) = 65, x2 = min(90, 75) = 75.
+    np.testing.assert_allclose(box, [65, 20, 10, 10])
+
+
+def test_normalisation_uses_the_adapters_statistics() -> None:
+    model = FixedBoxModel()
+    tracker = Tracker(model, [RGBAdapter()])
+    frame = np.full((200, 200, 3), 0.5, dtype=np.float32)
+    tracker.initialize([frame], (90, 90, 20, 20))  # template well inside the image
+    mean, std = np.array(RGBAdapter().mean), np.array(RGBAdapter().std)
+    expected = torch.tensor((0.5 - mean) / std, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, 32, 32)
+    torch.testing.assert_close(model.templates[0], expected)
+
+
+def test_track_before_initialize_is_an_error() -> None:
+    tracker = Tracker(FixedBoxModel(), [RGBAdapter()])
+    with pytest.raises(RuntimeError, match="initialize"):
+        tracker.track([np.zeros((50, 50, 3), dtype=np.float32)])
+
+
+def test_adapter_count_must_match_the_model() -> None:
+    with pytest.raises(ValueError, match="2 modality adapters"):
+        Tracker(FixedBoxModel(), [RGBAdapter(), RGBAdapter()])
+
+
+# -- real (tiny) models from checkpoints ---------------------------------------------------------
+
+MODELS = {
+    "teacher": dict(kind="teacher"),
+    "student": dict(kind="student"),
+    "student-ce": dict(kind="student", ce_layers=[0, 1], ce_keep_ratio=0.7),
+    "single": dict(kind="student", aux=None),
+}
+
+
+@pytest.mark.parametrize("variant", list(MODELS))
+def test_from_checkpoint_tracks_inside_the_image(variant, make_checkpoint, registry, scene_frames) -> None:
+    path = make_checkpoint(**MODELS[variant])
+    tracker = Tracker.from_checkpoint(path, registry=registry)
+    assert tracker.crop == CropSettings(32, 64, 2.0, 4.0)
+    assert [a.name for a in tracker.adapters] == (["rgb"] if variant == "single" else ["rgb", "thermal"])
+    rgb, thermal, boxes = scene_frames(6)
+    frames = [[r.astype(np.float32) / 255, np.repeat(t[:, :, None], 3, 2).astype(np.float32) / 255]
+              for r, t in zip(rgb, thermal)]
+    frames = [f[: tracker.num_modalities] for f in frames]
+    height, width = rgb[0].shape[:2]
+
+    tracker.initialize(frames[0], boxes[0])
+    for step in frames[1:]:
+        box, confidence = tracker.track(step)
+        x, y, w, h = box
+        assert 0 <= x and 0 <= y and x + w <= width + 1e-9 and y + h <= height + 1e-9
+        assert w >= 10 and h >= 10
+        assert 0.0 <= confidence <= 1.0
+
+
+def test_from_checkpoint_takes_the_saved_adapter_options(make_checkpoint, registry) -> None:
+    path = make_checkpoint(aux="depth", aux_options={"clip": "fixed", "fixed_range": [0, 5000]})
+    tracker = Tracker.from_checkpoint(path, registry=registry)
+    assert tracker.adapters[1].options.clip == "fixed"
+    assert tuple(tracker.adapters[1].options.fixed_range) == (0, 5000)
+
+
+def test_checkpoint_without_modalities_is_refused_for_two_streams(make_checkpoint, registry) -> None:
+    path = make_checkpoint()
+    payload = torch.load(path, weights_only=True)
+    del payload["modalities"]
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=str(path).replace("\\", "\\\\")):
+        Tracker.from_checkpoint(path, registry=registry)
+
+
+def test_checkpoint_of_an_unknown_modality_names_the_file(make_checkpoint, registry) -> None:
+    path = make_checkpoint(aux="sonar")
+    with pytest.raises(CheckpointError, match="sonar") as error:
+        Tracker.from_checkpoint(path, registry=registry)
+    assert str(path) in str(error.value)
+
+
+def test_checkpoint_with_bad_adapter_options_names_the_file(make_checkpoint, registry) -> None:
+    path = make_checkpoint(aux_options={"no_such_option": 1})
+    with pytest.raises(CheckpointError, match="modalities.1") as error:
+        Tracker.from_checkpoint(path, registry=registry)
+    assert str(path) in str(error.value)
+
+
+def test_missing_checkpoint_is_a_checkpoint_error(tmp_path: Path, registry) -> None:
+    with pytest.raises(CheckpointError, match="nothing.pt"):
+        Tracker.from_checkpoint(tmp_path / "nothing.pt", registry=registry)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tracks_on_the_gpu_as_on_the_cpu(make_checkpoint, registry, scene_frames) -> None:
+    path = make_checkpoint()
+    rgb, thermal, boxes = scene_frames(4)
+    frames = [[r.astype(np.float32) / 255, np.repeat(t[:, :, None], 3, 2).astype(np.float32) / 255]
+              for r, t in zip(rgb, thermal)]
+    results = []
+    for device in ("cpu", "cuda"):
+        tracker = Tracker.from_checkpoint(path, device=device, registry=registry)
+        tracker.initialize(frames[0], boxes[0])
+        results.append(np.array([tracker.track(step)[0] for step in frames[1:]]))
+    np.testing.assert_allclose(results[0], results[1], atol=1e-2)
+
+
+# -- run_sequence -------------------------------------------------------------------------------
+
+
+def _sequence(tmp_path: Path, scene_frames, folder_writer, n: int = 5) -> Sequence:
+    rgb, thermal, boxes = scene_frames(n)
+    return Sequence(
+        name="tiny",
+        dataset="test",
+        frames={
+            "rgb": tuple(folder_writer(tmp_path / "rgb", rgb, ".jpg")),
+            "thermal": tuple(folder_writer(tmp_path / "thermal", thermal)),
+        },
+        boxes=boxes,
+        visible=np.ones(n, dtype=bool),
+    )
+
+
+def test_run_sequence(tmp_path, make_checkpoint, registry, scene_frames, folder_writer) -> None:
+    sequence = _sequence(tmp_path, scene_frames, folder_writer)
+    tracker = Tracker.from_checkpoint(make_checkpoint(), registry=registry)
+
+    boxes, confidences, times = run_sequence(tracker, sequence, tracker.adapters)
+
+    assert boxes.shape == (5, 4) and confidences.shape == (5,) and times.shape == (5,)
+    np.testing.assert_array_equal(boxes[0], sequence.boxes[0])
+    assert confidences[0] == 1.0
+    assert np.all((confidences >= 0) & (confidences <= 1))
+    assert np.all(times > 0)
+    assert np.all(boxes[:, :2] >= 0)
+    assert np.all(boxes[:, 0] + boxes[:, 2] <= 96 + 1e-9) and np.all(boxes[:, 1] + boxes[:, 3] <= 72 + 1e-9)
+    # the tracker starts afresh for every sequence: a second run gives the same boxes
+    again = run_sequence(tracker, sequence)
+    np.testing.assert_array_equal(again.boxes, boxes)
+
+
+def test_run_sequence_needs_a_first_box(tmp_path, make_checkpoint, registry, scene_frames, folder_writer) -> None:
+    sequence = _sequence(tmp_path, scene_frames, folder_writer)
+    sequence.boxes[0] = np.nan
+    tracker = Tracker.from_checkpoint(make_checkpoint(), registry=registry)
+    with pytest.raises(DataError, match="test/tiny"):
+        run_sequence(tracker, sequence)
