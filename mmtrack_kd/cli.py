@@ -108,7 +108,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- track, synth
+# --------------------------------------------------------------------------- evaluate, track, synth
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Track and score a run or checkpoint, or score existing result folders."""
+    from mmtrack_kd.evaluation.runner import run_evaluate
+
+    return run_evaluate(args.target, args.datasets, args.results, args.dataset, args.root,
+                        args.workers, args.out, device=args.device, plots=not args.no_plots)
+
 
 
 def cmd_track(args: argparse.Namespace) -> int:
@@ -132,6 +141,64 @@ def cmd_synth(args: argparse.Namespace) -> int:
         preview=args.preview, out=args.out,
     ):
         console.print(line)
+    return 0
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def _print_rows(title: str, rows: list[dict], columns: list[str]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column != columns[0] else "left")
+    for row in rows:
+        table.add_row(*[_format(row.get(column)) for column in columns])
+    console.print(table)
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return "-" if value is None else str(value)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Print benchmark figures as a rich table and, with --json, write them."""
+    import json
+
+    from mmtrack_kd.recipe import load_recipe
+
+    figures: dict[str, object] = {"what": args.what}
+    if args.what == "scoring":
+        from mmtrack_kd.evaluation.bench import benchmark
+
+        rows = [vars(figure) | {"frames_per_second": figure.frames_per_second}
+                for figure in benchmark()]
+        _print_rows("scoring 1,000 sequences x 1,000 frames", rows,
+                    ["protocol", "sequences", "frames", "seconds", "frames_per_second"])
+        figures["scoring"] = rows
+    else:
+        if args.recipe is None:
+            raise NotAvailableError(f"`benchmark --what {args.what}` needs --recipe")
+        recipe = load_recipe(args.recipe, args.overrides + [f"train.device={args.device}"])
+        if args.what == "data":
+            from mmtrack_kd.engine.bench import loader_figures, step_figures
+
+            loader = loader_figures(recipe, sorted({0, recipe.data.workers}))
+            _print_rows(f"loader alone ({args.recipe})", loader,
+                        ["workers", "batch_size", "samples", "seconds", "samples_per_second"])
+            steps = step_figures(recipe, list(recipe.train.stages))
+            _print_rows("model training step (fixed batch, no loading)", steps,
+                        ["stage", "micro_batch", "seconds_per_step", "samples_per_second"])
+            figures.update(loader=loader, steps=steps)
+        else:
+            from mmtrack_kd.benchmark import run_benchmark
+
+            figures.update(run_benchmark(args.what, recipe, device=args.device))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+        console.print(f"wrote {args.json}")
     return 0
 
 
@@ -168,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--root", type=Path, help="dataset root (else recipe or environment)")
     evaluate.add_argument("--workers", type=int, default=1)
     evaluate.add_argument("--out", type=Path, help="where results and reports go")
-    evaluate.set_defaults(handler=_not_available("evaluate", "tracking and evaluation issue"))
+    evaluate.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     track = commands.add_parser("track", help="track one object in a pair of videos")
     track.add_argument("--checkpoint", type=Path, required=True)
@@ -185,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(benchmark)
     benchmark.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     benchmark.add_argument("--json", type=Path, help="also write the figures as JSON")
-    benchmark.set_defaults(handler=_not_available("benchmark", "speed issue"))
+    benchmark.set_defaults(handler=cmd_benchmark)
 
     export = commands.add_parser("export", help="export a student checkpoint (ONNX)")
     export.add_argument("checkpoint", type=Path)

@@ -15,11 +15,10 @@ from importlib import metadata
 from typing import Any, Callable, Iterable, Literal
 
 import pluggy
-from pydantic import BaseModel
 
 from mmtrack_kd import hookspecs
 from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin
-from mmtrack_kd.data.modality import ModalityAdapter
+from mmtrack_kd.data.modality import AdapterOptions, ModalityAdapter
 from mmtrack_kd.errors import PluginError
 
 ENTRY_POINT_GROUP = "mmtrack_kd"
@@ -96,7 +95,8 @@ class Registry:
         """Register ``cls`` on behalf of plugin ``info``; checks its declaration and refuses a
         name another plugin already took."""
         base = ModalityAdapter if kind == "modality" else DatasetPlugin
-        options_base = BaseModel if kind == "modality" else DatasetOptions
+        # Both bases forbid unknown keys, so a typo in a plugin's recipe section is an error.
+        options_base = AdapterOptions if kind == "modality" else DatasetOptions
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PluginError(
                 f"plugin {info.label} registered {cls!r} as a {kind}, which is not a subclass of "

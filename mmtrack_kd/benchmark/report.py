@@ -41,7 +41,7 @@ def speed_table(result: dict[str, Any]) -> Table:
         title=f"Speed on {result['device']} ({_sizes(result)}); GEMM peak "
         f"{peak['gflops']:.1f} GFLOP/s ({peak['dtype']}, n={peak['size']})"
     )
-    columns = ("model", "params (M)", "GFLOPs", "latency ms (median)", "p25-p75 ms", "model FPS",
+    columns = ("model", "params (M)", "GFLOPs", "latency ms (median)", "p25-p75 ms", "min ms", "model FPS",
                "tracker FPS", "GFLOP/s", "of peak")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -49,7 +49,8 @@ def speed_table(result: dict[str, Any]) -> Table:
         lat = row["latency"]
         table.add_row(
             row["label"], _num(row["parameters"] / 1e6), _num(row["gflops"]), _num(row["latency_ms"], "{:.1f}"),
-            f"{lat['p25'] * 1e3:.1f}-{lat['p75'] * 1e3:.1f}", _num(row["model_fps"], "{:.1f}"),
+            f"{lat['p25'] * 1e3:.1f}-{lat['p75'] * 1e3:.1f}", _num(lat["min"] * 1e3, "{:.1f}"),
+            _num(row["model_fps"], "{:.1f}"),
             _num(row.get("tracker_fps"), "{:.1f}"), _num(row["achieved_gflops"], "{:.1f}"),
             _num(row["peak_fraction"] * 100, "{:.0f}%"),
         )  # fmt: skip

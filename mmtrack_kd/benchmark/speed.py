@@ -312,19 +312,35 @@ def prompter_comparison(teacher: BenchModel, device: torch.device, warmup: int, 
     """The teacher timed with its prompters' 1x1 layers as ``nn.Conv2d`` and as ``nn.Linear``.
 
     Same maths (the paper's supplement, Table 2, finds Conv2d slower); FLOPs are counted for
-    both. Returns ``{"conv2d": {...}, "linear": {...}, "conv2d/linear": latency ratio}``.
+    both. The two variants are timed *interleaved* (one call of each in turn, same inputs), so
+    a load change on a shared machine hits both alike. Returns ``{"conv2d": {...}, "linear":
+    {...}, "conv2d/linear": ratio of median latencies}``.
     """
-    out: dict[str, Any] = {}
     if not teacher.config.get("prompters", True):
         return {"error": "the recipe's teacher has no prompters"}
-    for layer_type in ("conv2d", "linear"):
+    kinds = ("conv2d", "linear")
+    models = {}
+    for layer_type in kinds:
         variant = BenchModel(teacher.name, teacher.kind, {**teacher.config, "layer_type": layer_type}, teacher.adapters)
-        model = variant.build().to(device)
-        latency = measure_latency_stats(model, device, warmup, repeats)
-        out[layer_type] = {"latency": latency.as_dict(), "latency_ms": latency.median * 1e3,
-                           "gflops": model_size(model)["gflops"]}  # fmt: skip
-        del model
+        models[layer_type] = variant.build().to(device)
+    templates, searches = dummy_inputs(models["linear"], 1, device)
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    with torch.inference_mode():
+        for step in range(warmup + repeats):
+            for kind in kinds:
+                _sync(device)
+                start = time.perf_counter()
+                models[kind](templates, searches)
+                _sync(device)
+                if step >= warmup:
+                    times[kind].append(time.perf_counter() - start)
+    out: dict[str, Any] = {}
+    for kind in kinds:
+        latency = LatencyStats.of(times[kind], warmup)
+        out[kind] = {"latency": latency.as_dict(), "latency_ms": latency.median * 1e3,
+                     "gflops": model_size(models[kind])["gflops"]}  # fmt: skip
     out["conv2d/linear"] = out["conv2d"]["latency_ms"] / out["linear"]["latency_ms"]
+    out["timing"] = "interleaved"
     return out
 
 

@@ -94,6 +94,12 @@ class DatasetPlugin(abc.ABC):
     def load_sequence(self, name: str) -> Sequence:
         """One sequence with its frame paths, ground truth, visibility and attributes."""
 
+    def load_groundtruth(self, name: str) -> Sequence:
+        """Ground truth, visibility and attributes of one sequence without needing its frames
+        on disk (scoring published results). Built-in plugins override this; the default reads
+        the whole sequence."""
+        return self.load_sequence(name)
+
     def sequences(self) -> Iterator[Sequence]:
         """Every sequence of the chosen split, in listing order."""
         for name in self.list_sequences():

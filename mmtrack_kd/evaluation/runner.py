@@ -125,7 +125,8 @@ def resolve_datasets(
     for name in names:
         cls = registry.dataset(name)
         options = from_recipe.get(name)
-        values = options.model_dump() if options is not None else {}
+        # only what the recipe set: an evaluation entry without `split` means the test split
+        values = options.model_dump(exclude_unset=True) if options is not None else {}
         values.setdefault("split", "test" if "test" in cls.splits else cls.splits[0])
         if root is not None:
             values["root"] = Path(root)

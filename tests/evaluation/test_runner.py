@@ -183,3 +183,18 @@ def test_resolve_datasets_uses_root_and_defaults(tmp_path, lasher_data):
     (name, plugin), = resolve_datasets(["lasher"], None, root=lasher_data.root)
     assert name == "lasher" and plugin.options.split == "test"
     assert plugin.list_sequences() == lasher_data.list_sequences()
+
+
+def test_datasets_from_the_run_recipe(tmp_path, lasher_data):
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    options = ", ".join(f"{k}: {v}" for k, v in TINY_DATA.items())
+    (run / "recipe.yaml").write_text(
+        "modality: thermal\nevaluate:\n  datasets:\n"
+        f"    - {{name: synthetic, layout: lasher, root: {lasher_data.root}, {options}}}\n"
+    )
+    (name, plugin), = resolve_datasets([], run)  # every recipe entry; split defaults to test
+    assert name == "synthetic" and plugin.options.split == "test"
+    assert plugin.list_sequences() == lasher_data.list_sequences()
+    (name, plugin), = resolve_datasets(["synthetic"], run / "student" / "best.pt")
+    assert plugin.options.n_test == TINY_DATA["n_test"]

@@ -1,0 +1,75 @@
+"""``mmtrack-kd benchmark --what data``: the loader's samples/s beside the model's step time, so
+a run can tell whether the loader or the model is the bottleneck."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmtrack_kd.engine.build import Stage
+from mmtrack_kd.engine.distributed import DistributedContext, choose_device
+from mmtrack_kd.recipe import Recipe
+
+
+def loader_figures(recipe: Recipe, workers: list[int], batches: int = 20) -> list[dict[str, Any]]:
+    """Samples per second of the teacher stage's training loader alone, per worker count."""
+    from mmtrack_kd.data.bench import benchmark_loader
+
+    trainer = _trainer(recipe, "teacher")
+    trainer._build()
+    figures = []
+    batch = trainer.micro_batch
+    for count in workers:
+        figure = benchmark_loader(trainer.train_set, workers=count, batch_size=batch,
+                                  batches=batches, warmup=2 if count else 1)
+        figures.append(figure.as_dict())
+    return figures
+
+
+def step_figures(recipe: Recipe, stages: list[Stage], steps: int = 5) -> list[dict[str, Any]]:
+    """Seconds per training step (forward, loss, backward, optimiser) of each stage at the
+    recipe's micro-batch, on one fixed batch (no loading), after one warm-up step."""
+    figures = []
+    with tempfile.TemporaryDirectory() as scratch:
+        teacher_path = None
+        for stage in stages:
+            trainer = _trainer(recipe, stage, Path(scratch), teacher_path)
+            trainer._build()
+            samples = [trainer.train_set[index] for index in range(trainer.micro_batch)]
+            batch = torch.utils.data.default_collate(samples)
+            from mmtrack_kd.engine.trainer import to_device
+
+            batch = to_device(batch, trainer.ctx.device)
+            trainer.model.train()
+            times = []
+            for step in range(steps + 1):
+                started = time.perf_counter()
+                loss, _ = trainer._forward_loss(batch, None)
+                loss.backward()
+                trainer._update()
+                if trainer.ctx.device.type == "cuda":
+                    torch.cuda.synchronize()
+                if step:
+                    times.append(time.perf_counter() - started)
+            seconds = sorted(times)[len(times) // 2]
+            figures.append({
+                "stage": stage, "micro_batch": trainer.micro_batch, "seconds_per_step": seconds,
+                "samples_per_second": trainer.micro_batch / seconds,
+                "distilling": trainer.distilling,
+            })
+            if stage == "teacher":
+                teacher_path = Path(scratch) / "teacher" / "last.pt"
+                trainer.save("last.pt")
+    return figures
+
+
+def _trainer(recipe: Recipe, stage: Stage, scratch: Path | None = None, teacher: Path | None = None):
+    from mmtrack_kd.engine.trainer import StageTrainer
+
+    ctx = DistributedContext(device=choose_device(recipe.train.device))
+    folder = scratch or Path(tempfile.mkdtemp())
+    return StageTrainer(recipe, stage, folder, ctx, teacher_checkpoint=teacher)
