@@ -34,13 +34,6 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _not_available(what: str, issue: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotAvailableError(f"`mmtrack-kd {what}` is not available yet ({issue}).")
-
-    return handler
-
-
 # --------------------------------------------------------------------------- plugins
 
 
@@ -192,14 +185,47 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                         ["stage", "micro_batch", "seconds_per_step", "samples_per_second"])
             figures.update(loader=loader, steps=steps)
         else:
-            from mmtrack_kd.benchmark import run_benchmark
+            from mmtrack_kd.benchmark import params_benchmark, render, speed_benchmark
 
-            figures.update(run_benchmark(args.what, recipe, device=args.device))
+            if args.what == "params":
+                result = params_benchmark(recipe)
+            else:
+                result = speed_benchmark(
+                    recipe, args.device, warmup=args.warmup, repeats=args.repeats,
+                    tracker_frames=args.frames, memory=not args.no_memory,
+                    compile=args.compile, bf16=args.bf16,
+                )
+            render(result, console)
+            figures.update(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2, default=str))
         console.print(f"wrote {args.json}")
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a student checkpoint to ONNX (template graph and tracking graph)."""
+    from mmtrack_kd.export import compare_fps, compare_with_pytorch, export_checkpoint
+
+    written = export_checkpoint(args.checkpoint, args.out, format=args.format)
+    for role, path in written.items():
+        console.print(f"{role}: {path}")
+    if args.check:
+        from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
+
+        model, _ = load_model_from_checkpoint(args.checkpoint)
+        out_dir = written["track"].parent
+        console.print(compare_with_pytorch(model, out_dir))
+        console.print(compare_fps(model, out_dir))
+    return 0
+
+
+def cmd_experiments(args: argparse.Namespace) -> int:
+    """The paper's claims at small scale: run the arms table (resumable), write the report."""
+    from mmtrack_kd.experiments import main as experiments_main
+
+    return experiments_main(args.arguments)
 
 
 # --------------------------------------------------------------------------- parser
@@ -254,13 +280,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(benchmark)
     benchmark.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     benchmark.add_argument("--json", type=Path, help="also write the figures as JSON")
+    benchmark.add_argument("--warmup", type=int, default=5, help="untimed runs first (speed)")
+    benchmark.add_argument("--repeats", type=int, default=30, help="timed runs per model (speed)")
+    benchmark.add_argument("--frames", type=int, default=30, help="tracker frames timed (speed)")
+    benchmark.add_argument("--no-memory", action="store_true", help="skip training-step memory")
+    benchmark.add_argument("--compile", action="store_true", help="also time torch.compile")
+    benchmark.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     benchmark.set_defaults(handler=cmd_benchmark)
 
     export = commands.add_parser("export", help="export a student checkpoint (ONNX)")
     export.add_argument("checkpoint", type=Path)
     export.add_argument("--format", choices=["onnx"], default="onnx")
     export.add_argument("--out", type=Path)
-    export.set_defaults(handler=_not_available("export", "speed issue"))
+    export.add_argument("--check", action="store_true",
+                        help="compare boxes and FPS with PyTorch through onnxruntime")
+    export.set_defaults(handler=cmd_export)
+
+    experiments = commands.add_parser(
+        "experiments", add_help=False,
+        help="run the paper-claim experiment arms (`mmtrack-kd experiments --help`)",
+    )
+    experiments.add_argument("arguments", nargs=argparse.REMAINDER)
+    experiments.set_defaults(handler=cmd_experiments)
 
     plugins = commands.add_parser("plugins", help="list loaded plugins and what they register")
     plugins.set_defaults(handler=cmd_plugins)
@@ -297,7 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # `experiments` hands its whole argument list to its own parser (mmtrack_kd.experiments).
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "experiments":
+        args.arguments = list(args.arguments) + unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     setup_logging(args.verbose, args.quiet)
     try:
         return int(args.handler(args) or 0)

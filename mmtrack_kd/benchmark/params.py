@@ -51,6 +51,15 @@ class BenchModel:
         return build_model(self.kind, self.config).eval()
 
 
+def elimination_layers(layers: list[int], depth: int) -> list[int]:
+    """The recipe's elimination blocks when they fit the depth; otherwise OSTrack's blocks
+    3, 6, 9 of 12 scaled to ``depth`` (a disabled section keeps its ViT-B defaults)."""
+    if all(0 <= layer < depth for layer in layers):
+        return layers
+    scaled = sorted({round(layer * depth / 12) for layer in (3, 6, 9)})
+    return [layer for layer in scaled if 0 < layer < depth] or [depth - 1]
+
+
 def benchmark_models(recipe: Recipe, registry: Any = None, names: tuple[str, ...] = MODEL_NAMES) -> list[BenchModel]:
     """The models named in ``names`` (default: all four) at the recipe's sizes."""
     setup = build_modalities(recipe, "teacher", registry)
@@ -62,7 +71,8 @@ def benchmark_models(recipe: Recipe, registry: Any = None, names: tuple[str, ...
     # the benchmark always wants the two-modality student and the baseline side by side.
     two = {**student_config, "num_modalities": 2, "modality_embedding": recipe.student.modality_embedding}
     elimination = recipe.student.candidate_elimination
-    with_ce = {**two, "ce_layers": list(elimination.layers), "ce_keep_ratio": elimination.keep_ratio}
+    with_ce = {**two, "ce_layers": elimination_layers(list(elimination.layers), recipe.model.backbone.depth),
+               "ce_keep_ratio": elimination.keep_ratio}
     without_ce = {**two, "ce_layers": [], "ce_keep_ratio": 1.0}
     baseline = {
         **two,

@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmtrack_kd.data.processing import gaussian_heatmap
+
 __all__ = [
     "box_cxcywh_to_xyxy",
     "box_xywh_to_xyxy",
-    "gaussian_radius",
-    "gaussian_heatmap",
     "focal_loss",
     "generalized_box_iou",
     "giou_loss",
@@ -83,71 +83,6 @@ def box_xywh_to_xyxy(boxes: Tensor) -> Tensor:
 def _box_area(boxes: Tensor) -> Tensor:
     """``(N, 4)`` xyxy -> ``(N,)``; an inverted box (x2 < x1) has area 0, not a negative one."""
     return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-
-
-def gaussian_radius(width: Tensor, height: Tensor, min_overlap: float = 0.7) -> Tensor:
-    """CornerNet's Gaussian radius for boxes of ``width`` x ``height`` (heat-map cells).
-
-    This is the form OSTrack (via CenterNet) uses: each of the three quadratic roots is computed as
-    ``(b + sqrt(b^2 - 4ac)) / 2`` rather than ``/ (2a)``. CornerNet later called that a bug, but it
-    is what OSTrack's checkpoints and recipe were trained with, so we keep it on purpose.
-
-    Args:
-        width, height: same shape, any; cells of the score map.
-        min_overlap: IoU a box jittered by the radius keeps with the true box.
-
-    Returns:
-        Radius, same shape, float (not yet clamped or truncated).
-    """
-    b1 = height + width
-    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
-    r1 = (b1 + torch.sqrt((b1 ** 2 - 4 * c1).clamp(min=0))) / 2
-    b2 = 2 * (height + width)
-    c2 = (1 - min_overlap) * width * height
-    r2 = (b2 + torch.sqrt((b2 ** 2 - 16 * c2).clamp(min=0))) / 2
-    a3 = 4 * min_overlap
-    b3 = -2 * min_overlap * (height + width)
-    c3 = (min_overlap - 1) * width * height
-    r3 = (b3 + torch.sqrt((b3 ** 2 - 4 * a3 * c3).clamp(min=0))) / 2
-    return torch.minimum(r1, torch.minimum(r2, r3))
-
-
-def gaussian_heatmap(search_box: Tensor, size: int | tuple[int, int],
-                     min_overlap: float = 0.7) -> Tensor:
-    """OSTrack's ground-truth heat map: a Gaussian at the box centre's cell, peak exactly 1.
-
-    Centre cell = ``round((x + w / 2) * W)`` (and likewise for y); radius = CornerNet's
-    ``gaussian_radius`` of the box in cells, clamped at 0 and truncated to an integer; the
-    Gaussian covers ``(2r + 1)^2`` cells with ``sigma = (2r + 1) / 6``; values below float64
-    epsilon are zeroed as in CenterNet. A centre that falls outside the map draws nothing.
-
-    Args:
-        search_box: ``(B, 4)`` normalised ``(x, y, w, h)`` in the search crop.
-        size: heat-map side ``H = W``, or ``(H, W)`` (e.g. 16 for a 256 crop at stride 16).
-
-    Returns:
-        ``(B, 1, H, W)`` float32 on ``search_box``'s device.
-    """
-    h_cells, w_cells = (size, size) if isinstance(size, int) else size
-    box = search_box.detach().to(torch.float64)
-    x, y, w, h = box.unbind(-1)
-    w_px, h_px = w * w_cells, h * h_cells
-    cx = torch.round(x * w_cells + w_px / 2)
-    cy = torch.round(y * h_cells + h_px / 2)
-    radius = gaussian_radius(w_px, h_px, min_overlap).clamp(min=0).trunc()  # OSTrack: .type(int)
-    sigma = (2 * radius + 1) / 6
-    dx = torch.arange(w_cells, device=box.device, dtype=box.dtype)[None, :] - cx[:, None]
-    dy = torch.arange(h_cells, device=box.device, dtype=box.dtype)[None, :] - cy[:, None]
-    inside_x = dx.abs() <= radius[:, None]
-    inside_y = dy.abs() <= radius[:, None]
-    d2 = dx[:, None, :] ** 2 + dy[:, :, None] ** 2                      # (B, H, W)
-    gauss = torch.exp(-d2 / (2 * sigma[:, None, None] ** 2))
-    gauss = torch.where(gauss < torch.finfo(torch.float64).eps, torch.zeros_like(gauss), gauss)
-    heat = gauss * (inside_y[:, :, None] & inside_x[:, None, :])
-    # A centre outside the map has no cell to sit on (OSTrack's slicing also draws nothing).
-    on_map = (cx >= 0) & (cx < w_cells) & (cy >= 0) & (cy < h_cells)
-    heat = heat * on_map[:, None, None]
-    return heat.to(torch.float32).unsqueeze(1)
 
 
 def focal_loss(pred_score_map: Tensor, gt_heatmap: Tensor, alpha: float = 2.0,
@@ -323,8 +258,11 @@ class TrackingLoss(nn.Module):
         gt_box = targets["search_box"].float()
         heatmap = targets.get("heatmap")
         if heatmap is None:
-            heatmap = gaussian_heatmap(gt_box, tuple(score_map.shape[-2:]),
-                                       self.heatmap_min_overlap)
+            if score_map.shape[-1] != score_map.shape[-2]:
+                raise ValueError(f"square score maps only, got {tuple(score_map.shape[-2:])}")
+            # The data pipeline's target, so training and this fallback never disagree.
+            heatmap = gaussian_heatmap(gt_box, score_map.shape[-1],
+                                       self.heatmap_min_overlap).unsqueeze(1)
         focal = focal_loss(score_map, heatmap.to(score_map.device), self.focal_alpha,
                            self.focal_beta)
 

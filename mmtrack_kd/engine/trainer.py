@@ -15,7 +15,7 @@ import math
 import platform
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -372,7 +372,8 @@ class StageTrainer:
                 "another --run-dir"
             )
         self.metrics = MetricsLog(self.folder, enabled=self.ctx.is_main)
-        self._boundary_rng = capture_rng()
+        self._mark_boundary()
+        _STOP.requested = False
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             while self.progress.epoch < self.optim.epochs:
@@ -380,11 +381,19 @@ class StageTrainer:
                 self._end_epoch()
             self.progress.finished = True
             self.save("last.pt")
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError) as error:
+            # SIGTERM reaches the DataLoader workers too, and their death can surface as a
+            # RuntimeError while the KeyboardInterrupt is being handled: both mean "stop".
+            if not (isinstance(error, KeyboardInterrupt) or _STOP.requested):
+                raise
+            # Weights only change at updates: save the state of the last completed one, so a
+            # half-accumulated update is redone on resume rather than skipped.
+            self.progress = replace(self._boundary_progress)
             path = self.save("last.pt")
             if self.ctx.is_main:
-                log.warning("%s: interrupted; saved %s (resume with --resume)", self.stage, path)
-            raise
+                log.warning("%s: interrupted; saved %s at update %d (continue with --resume)",
+                            self.stage, path, self.progress.update)
+            raise KeyboardInterrupt from None
         finally:
             signal.signal(signal.SIGTERM, previous)
             self.metrics.close()
@@ -494,7 +503,13 @@ class StageTrainer:
         self.scheduler.step()
         self.progress.update += 1
         self.progress.samples += optim.batch_size
+        self._mark_boundary()
+
+    def _mark_boundary(self) -> None:
+        """Remember the position and RNG state of a completed update (what an interrupted
+        run saves)."""
         self._boundary_rng = capture_rng()
+        self._boundary_progress = replace(self.progress)
 
     def _check_finite(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
         bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).item() else 1.0, device=self.ctx.device)
@@ -537,6 +552,7 @@ class StageTrainer:
             val_loss = self.validate()
         self.progress.epoch += 1
         self.progress.batch_in_epoch = 0
+        self._boundary_progress = replace(self.progress)
         improved = not math.isnan(val_loss) and val_loss < self.progress.best_val
         if improved:
             self.progress.best_val = val_loss
@@ -552,7 +568,15 @@ class StageTrainer:
             torch.distributed.barrier()
 
 
+class _StopFlag:
+    requested = False
+
+
+_STOP = _StopFlag()
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
+    _STOP.requested = True
     raise KeyboardInterrupt
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from mmtrack_kd.data.processing import gaussian_heatmap
 from mmtrack_kd.engine.losses import (
     DistillationLoss,
     FeatureDistillLoss,
@@ -12,8 +13,6 @@ from mmtrack_kd.engine.losses import (
     TrackingLoss,
     box_cxcywh_to_xyxy,
     focal_loss,
-    gaussian_heatmap,
-    gaussian_radius,
     generalized_box_iou,
     giou_loss,
     masked_mse,
@@ -67,39 +66,6 @@ def test_focal_loss_finite_at_saturated_prediction():
     loss = focal_loss(pred, torch.tensor([[[[1.0, 0.0]]]]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(pred.grad).all()
-
-
-def _cornernet_radius(w, h, m=0.7):
-    """OSTrack's (CenterNet's) radius formula, scalar, written out independently."""
-    r1 = ((h + w) + math.sqrt((h + w) ** 2 - 4 * w * h * (1 - m) / (1 + m))) / 2
-    r2 = (2 * (h + w) + math.sqrt(4 * (h + w) ** 2 - 16 * (1 - m) * w * h)) / 2
-    b3 = -2 * m * (h + w)
-    r3 = (b3 + math.sqrt(b3 ** 2 - 16 * m * (m - 1) * w * h)) / 2
-    return min(r1, r2, r3)
-
-
-def test_gaussian_heatmap_matches_drawn_gaussian():
-    box = torch.tensor([[0.25, 0.3, 0.25, 0.3]])  # x, y, w, h; 16 cells: w 4, h 4.8
-    heat = gaussian_heatmap(box, 16)
-    assert heat.shape == (1, 1, 16, 16)
-    cx, cy = round(0.25 * 16 + 2), round(0.3 * 16 + 2.4)  # 6, 7
-    radius = int(max(0.0, _cornernet_radius(4.0, 4.8)))
-    assert radius == int(gaussian_radius(torch.tensor(4.0), torch.tensor(4.8)).item())
-    sigma = (2 * radius + 1) / 6
-    expected = torch.zeros(16, 16)
-    for y in range(16):
-        for x in range(16):
-            if abs(x - cx) <= radius and abs(y - cy) <= radius:
-                expected[y, x] = math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma ** 2))
-    torch.testing.assert_close(heat[0, 0], expected)
-    assert heat[0, 0, cy, cx].item() == 1.0 and int(heat.eq(1).sum()) == 1
-
-
-def test_gaussian_heatmap_tiny_and_off_map_boxes():
-    heat = gaussian_heatmap(torch.tensor([[0.5, 0.5, 0.0, 0.0], [1.2, 0.5, 0.1, 0.1]]), (4, 6))
-    assert heat.shape == (2, 1, 4, 6)
-    assert heat[0].sum().item() == 1.0 and heat[0, 0, 2, 3].item() == 1.0  # radius 0: one cell
-    assert heat[1].sum().item() == 0.0  # centre outside the map: nothing drawn
 
 
 # ------------------------------------------------------------------ box terms
@@ -176,7 +142,7 @@ def test_tracking_loss_builds_heatmap_when_absent():
     score = torch.rand(2, 1, 16, 16).clamp(1e-4, 1 - 1e-4)
     box = torch.tensor([[0.3, 0.35, 0.2, 0.25], [0.5, 0.4, 0.1, 0.3]])
     outputs = {"score_map": score, "boxes": torch.rand(2, 4)}
-    given = TrackingLoss()(outputs, {"search_box": box, "heatmap": gaussian_heatmap(box, 16)})
+    given = TrackingLoss()(outputs, {"search_box": box, "heatmap": gaussian_heatmap(box, 16).unsqueeze(1)})
     built = TrackingLoss()(outputs, {"search_box": box})
     assert given[1] == built[1]
 

@@ -230,3 +230,35 @@ def test_two_process_gloo_run_equals_one_process_with_the_same_global_batch(synt
         before_norm = key.startswith("box_head.conv") and key.endswith(".0.bias")
         tolerance = 1e-4 if before_norm else 1e-5
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=tolerance, msg=key)
+
+
+@pytest.mark.slow
+def test_sigterm_with_loader_workers_saves_and_exits_cleanly(synthetic_root, tmp_path):
+    """SIGTERM (a cluster's pre-emption) reaches the DataLoader workers too; the run must still
+    save last.pt at the last completed update and exit with one message, no traceback."""
+    import signal
+    import time
+
+    data = recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 200,
+                                                     "data.workers": 2})
+    recipe_file = tmp_path / "long.yaml"
+    recipe_file.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mmtrack_kd", "train", str(recipe_file), "--stage", "teacher",
+         "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    last = run_dir / "teacher" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.is_file() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert last.is_file(), process.stderr.read() if process.poll() is not None else "no last.pt"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    saved = load_checkpoint(last)["progress"]
+    assert saved["update"] >= 2 and not saved["finished"]
+    assert saved["batch_in_epoch"] % 1 == 0 and saved["samples"] == saved["update"] * 4

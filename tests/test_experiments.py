@@ -1,0 +1,82 @@
+"""The experiment runner (issue 9) end to end on its reduced setting: plan, train, evaluate,
+report, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmtrack_kd.experiments import load_arms, plan_jobs, run_experiments, write_recipes
+
+ARMS = Path(__file__).resolve().parents[1] / "recipes" / "experiments"
+
+
+def test_plan_runs_main_arms_first_and_teachers_before_students() -> None:
+    table = load_arms(ARMS)
+    jobs = [job.id for job in plan_jobs(table, [0, 1])]
+    assert len(jobs) == len(set(jobs))
+    # main RGB-T arms for both seeds come before every ablation
+    main = [j for j in jobs if j.startswith("rgbt-") and j.rsplit("-", 1)[0] in
+            ("rgbt-baseline", "rgbt-teacher", "rgbt-fost", "rgbt-student")]
+    assert len(main) == 8
+    first_ablation = jobs.index("rgbt-teacher-no-spatial-s0")
+    assert all(jobs.index(j) < first_ablation for j in main)
+    assert "rgbt-teacher-no-spatial-s1" not in jobs  # ablations: first seed only
+    assert {"rgbd-teacher-s0", "rgbe-fost-s0", "rgbe-student-s0"} <= set(jobs)
+    for job in plan_jobs(table, [0, 1]):
+        if job.arm.teacher:
+            teacher = f"{job.modality.key}-{job.arm.teacher}-s{job.seed}"
+            assert jobs.index(teacher) < jobs.index(job.id)
+    # --only adds the teacher a student needs
+    only = [job.id for job in plan_jobs(table, [0], only=["rgbt-student-feature-s0"])]
+    assert only == ["rgbt-teacher-s0", "rgbt-student-feature-s0"]
+
+
+def test_every_arm_recipe_validates(tmp_path: Path) -> None:
+    paths = write_recipes(ARMS, tmp_path / "recipes", seeds=[0, 1], out_dir=tmp_path / "out")
+    assert len(paths) == len(plan_jobs(load_arms(ARMS), [0, 1]))
+    text = (tmp_path / "recipes" / "rgbt-teacher-no-token-s0.yaml").read_text()
+    assert "token_attention: false" in text
+
+
+@pytest.mark.slow
+def test_reduced_run_writes_report_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = tmp_path / "docs" / "results.md"
+    only = ["rgbt-baseline-s0", "rgbt-student-s0"]  # + its teacher: three arms
+    path = run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
+                           command="mmtrack-kd experiments --reduced")
+    assert path == report
+    raw = json.loads((tmp_path / "docs" / "results.json").read_text())
+    ids = {r["id"] for r in raw["records"]}
+    assert ids == {"rgbt-baseline-s0", "rgbt-teacher-s0", "rgbt-student-s0"}
+    for record in raw["records"]:
+        assert record["samples"] > 0 and record["parameters"] > 0 and record["train_s"] > 0
+        evaluation = record["evaluation"]["synthetic"]
+        assert set(evaluation["scores"]) >= {"PR", "SR"}
+        reliance = evaluation["stream_reliance"]
+        # the reduced data has spells of both streams: frames where only one stream shows it
+        assert reliance["rgb"]["frames"] > 0 and reliance["aux"]["frames"] > 0
+        assert "TC" in evaluation["per_attribute"]  # a modality-switch attribute
+    assert raw["missing"]  # the rest of the plan is listed as not run
+
+    text = report.read_text()
+    assert "mmtrack-kd experiments --reduced" in text
+    assert "REDUCED setting" in text
+    for title in ("Table 3", "Table 4", "Table 5", "Table 1", "Modality-switch attributes",
+                  "Which stream"):
+        assert title in text
+    # paper numbers beside ours: Table 3's baseline 61.0 / 48.3 and Table 1's LasHeR teacher
+    assert "| 61.0 | 48.3 |" in text and "PR 71.2, SR 56.5" in text
+
+    # resumable: a second call trains and tracks nothing (no file under runs/ or eval/ changes)
+    def stamps() -> dict[str, int]:
+        return {str(p): p.stat().st_mtime_ns for p in out.rglob("*")
+                if p.is_file() and p.parts[len(out.parts)] in ("runs", "eval", "results")}
+
+    before = stamps()
+    run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
+                    command="mmtrack-kd experiments --reduced")
+    assert stamps() == before
