@@ -109,7 +109,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mmtrack_kd.evaluation.runner import run_evaluate
 
     return run_evaluate(args.target, args.datasets, args.results, args.dataset, args.root,
-                        args.workers, args.out, device=args.device, plots=not args.no_plots)
+                        args.workers, args.out, device=args.device, plots=not args.no_plots,
+                        keep_ratio=args.keep_ratio)
 
 
 
@@ -259,7 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="score existing result folders instead of tracking")
     evaluate.add_argument("--dataset", help="dataset of the --results folders")
     evaluate.add_argument("--root", type=Path, help="dataset root (else recipe or environment)")
-    evaluate.add_argument("--workers", type=int, default=1)
+    evaluate.add_argument("--workers", type=int, default=None,
+                          help="tracker processes (default: the run's evaluate.workers, else 1)")
+    evaluate.add_argument("--keep-ratio", type=float, default=None,
+                          help="candidate-elimination keep ratio at inference (default: the "
+                               "checkpoint's; only for students trained with elimination)")
     evaluate.add_argument("--out", type=Path, help="where results and reports go")
     evaluate.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

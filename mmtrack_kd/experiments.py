@@ -412,9 +412,15 @@ def stream_reliance(dataset: Any, folder: Path) -> dict[str, dict[str, float]] |
 
 
 def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
-            device: str = "cpu", extra: Sequence[str] = ()) -> dict[str, Any]:
+            device: str = "cpu", extra: Sequence[str] = (),
+            teacher_job: Job | None = None) -> dict[str, Any]:
     """Train (resuming) and evaluate one job; returns and stores its result record. A job whose
-    record exists is returned as stored without running anything."""
+    record exists is returned as stored without running anything.
+
+    ``teacher_job``: the job of the teacher a student arm needs. When that teacher's record was
+    restored from a committed ``results.json`` but its checkpoint is not on this machine (a later
+    session on a fresh machine), the teacher stage is trained again from its recipe (same seed,
+    same data) without re-scoring it, so the student has something to distil from."""
     record_path = out_dir / "results" / f"{job.id}.json"
     if record_path.is_file():
         log.info("%s: finished before, not run again", job.id)
@@ -428,6 +434,11 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
     teacher = None
     if job.arm.teacher:
         teacher_dir = out_dir / "runs" / f"{job.modality.key}-{job.arm.teacher}-s{job.seed}"
+        if not _stage_finished(teacher_dir, "teacher") and teacher_job is not None:
+            log.info("%s: the checkpoint of its teacher %s is not here; training it again",
+                     job.id, teacher_job.id)
+            train(job_recipe(teacher_job, out_dir, reduced, extra), stage="teacher", resume=True,
+                  run_dir=teacher_dir)
         if not _stage_finished(teacher_dir, "teacher"):
             raise MmtrackError(f"{job.id}: its teacher {teacher_dir} has not finished training")
         teacher = teacher_dir / "teacher" / f"{recipe.distill.teacher_checkpoint}.pt"
@@ -768,11 +779,16 @@ def run_experiments(
         program = Path(sys.argv[0]).name
         program = "python -m mmtrack_kd.experiments" if program in ("experiments.py", "__main__.py") else program
         command = " ".join([program, shlex.join(sys.argv[1:])]).strip()
+    report = Path(report) if report is not None else out_dir / "results.md"
+    restore_records(report.with_name("results.json"), out_dir / "results", reduced)
     for index, job in enumerate(jobs, 1):
         if dry_run:
             break
         log.info("[%d/%d] %s", index, len(jobs), job.id)
-        run_job(job, out_dir, reduced=reduced, workers=workers, device=device, extra=overrides)
+        teacher_job = (Job(table.arms[job.arm.teacher], job.modality, job.seed)
+                       if job.arm.teacher else None)
+        run_job(job, out_dir, reduced=reduced, workers=workers, device=device, extra=overrides,
+                teacher_job=teacher_job)
     # every finished job of the full plan goes into the report (several sessions add up)
     full_plan = plan_jobs(table, seeds)
     records, missing = [], []
@@ -782,11 +798,33 @@ def run_experiments(
             records.append(json.loads(path.read_text(encoding="utf-8")))
         else:
             missing.append(job.id)
-    report = Path(report) if report is not None else out_dir / "results.md"
     _atomic_json(report.with_name("results.json"),
                  {"command": command, "seeds": seeds, "reduced": reduced,
                   "arms_table": str(table.path), "records": records, "missing": missing})
     return write_report(table, records, report, command, seeds, reduced, missing)
+
+
+def restore_records(results_json: Path, records_dir: Path, reduced: bool = False) -> list[str]:
+    """Copy the per-job records of a committed ``results.json`` (the report's raw results) into
+    ``records_dir`` where no record of that job is, so arms finished in an earlier session on
+    another machine count as finished here; returns the ids restored. Records of the other
+    setting (reduced vs full) are never restored."""
+    if not results_json.is_file():
+        return []
+    try:
+        stored = json.loads(results_json.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise MmtrackError(f"{results_json}: cannot read the stored results ({error})") from None
+    restored = []
+    for record in stored.get("records", []):
+        path = records_dir / f"{record['id']}.json"
+        if path.is_file() or bool(record.get("reduced")) != reduced:
+            continue
+        _atomic_json(path, record)
+        restored.append(record["id"])
+    if restored:
+        log.info("restored %d finished arms from %s: %s", len(restored), results_json, ", ".join(restored))
+    return restored
 
 
 def main(argv: Sequence[str] | None = None) -> int:

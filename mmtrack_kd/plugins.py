@@ -121,6 +121,14 @@ class Registry:
         self._owners[(kind, name)] = info
         info.registers.append(f"{kind} {name}")
 
+    def withdraw(self, info: PluginInfo) -> None:
+        """Remove everything plugin ``info`` registered (its hook failed half-way)."""
+        for (kind, name), owner in list(self._owners.items()):
+            if owner is info:
+                del self._table(kind)[name]  # type: ignore[arg-type]
+                del self._owners[(kind, name)]
+        info.registers.clear()
+
 
 def _selected_names(only: Iterable[str] | None) -> set[str] | None:
     import os
@@ -222,8 +230,17 @@ def load_registry(
         for impl in reversed(caller.get_hookimpls()):
             info = infos[impl.plugin_name]
             info.hooks.append(caller.name)
+            if info.error:  # an earlier hook of this plugin failed; its registrations are gone
+                continue
             register: Callable[[type], None] = functools.partial(registry.add, kind, info=info)
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise  # a duplicate name or a malformed class: the user must choose, see add()
+            except Exception as error:  # a broken hook must not take the others down
+                info.error = f"hook {caller.name} failed: {type(error).__name__}: {error}"
+                log.warning("plugin %s not loaded: %s", info.label, info.error)
+                registry.withdraw(info)
     return registry
 
 

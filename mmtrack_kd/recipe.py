@@ -229,6 +229,11 @@ class PrompterConfig(Section):
     history: bool = Field(True, description="Feed each prompter the previous layer's prompt.")
     layer_type: Literal["linear", "conv2d"] = Field("linear", description="1x1 layers as.")
     reduction: int = Field(8, ge=1, description="Channel-attention bottleneck D -> D/r -> D.")
+    mplt_compat: bool = Field(
+        False,
+        description="Reproduce the MPLT teacher's forward quirk (needed to use converted MPLT "
+        "weights; set model.fusion: conv too).",
+    )
 
 
 class TeacherConfig(Section):

@@ -176,3 +176,92 @@ def _frame_boundaries(
     else:  # a single frame in the whole file: everything up to it
         start = min(int(t[0]), int(chosen[0]) + 1)
     return np.concatenate([[start], ends]).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- whole datasets
+
+
+def _first_frame_number(path: Path) -> int:
+    """The number in a VisEvent frame name (``frame0123.bmp`` -> 123); 0 when it has none."""
+    digits = "".join(ch for ch in path.stem if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def convert_dataset(
+    dataset: Any,
+    names: SequenceType[str] | None = None,
+    *,
+    force: bool = False,
+    events_file: str = "events.h5",
+    log: Any = print,
+) -> tuple[list[Path], list[str]]:
+    """Convert the ``.aedat4`` recording in each sequence folder of a dataset plugin (VisEvent)
+    into ``<sequence>/events.h5``, where the plugin finds it (``raw["event"]``).
+
+    Frame 0 of a sequence is APS frame ``N`` of its recording when its first image is
+    ``frameN.bmp`` (VisEvent's sequences that do not start at ``frame0000``). A sequence whose
+    ``events.h5`` exists is skipped unless ``force``; the file is written to a temporary name and
+    renamed, so an interrupted conversion leaves no half file behind.
+
+    Returns:
+        The files written, and one message per sequence that failed (the others still run).
+    """
+    written: list[Path] = []
+    failures: list[str] = []
+    for name in list(names) if names else dataset.list_sequences():
+        try:
+            folder = Path(dataset.sequence_dir(name))
+            target = folder / events_file
+            if target.is_file() and not force:
+                log(f"{name}: {target} exists (--force converts again)")
+                continue
+            recordings = sorted(folder.glob("*.aedat4"))
+            if len(recordings) != 1:
+                raise DataError(f"{dataset.where(name)}: expected one .aedat4 recording in {folder}, "
+                                f"found {len(recordings)}")
+            sequence = dataset.load_sequence(name)
+            rgb = sequence.frames["rgb"]
+            partial = target.with_name(target.name + ".part")
+            convert_aedat4(recordings[0], len(rgb), partial, first_frame=_first_frame_number(rgb[0]),
+                           where=dataset.where(name))
+            os.replace(partial, target)
+            written.append(target)
+            log(f"{name}: wrote {target}")
+        except MmtrackError as error:
+            if isinstance(error, NotAvailableError):
+                raise
+            failures.append(str(error))
+    return written, failures
+
+
+def main(argv: SequenceType[str] | None = None) -> int:
+    """``mmtrack-kd-events``: convert a VisEvent split's ``.aedat4`` recordings to ``events.h5``
+    (the raw events the ``event`` adapter's voxel representation reads)."""
+    import argparse
+    import sys
+
+    from mmtrack_kd.plugins import default_registry
+
+    parser = argparse.ArgumentParser(
+        prog="mmtrack-kd-events",
+        description="Convert a dataset's .aedat4 event recordings (VisEvent layout) into the "
+        "indexed HDF5 files (events.h5 in each sequence folder) that the event adapter reads.",
+    )
+    parser.add_argument("--dataset", default="visevent", help="dataset plugin (default visevent)")
+    parser.add_argument("--root", type=Path, help="dataset root (else MMTRACK_KD_<NAME>_ROOT)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--sequences", nargs="+", help="only these sequences")
+    parser.add_argument("--force", action="store_true", help="convert again where events.h5 exists")
+    args = parser.parse_args(argv)
+    try:
+        cls = default_registry().dataset(args.dataset)
+        options = {"split": args.split, **({"root": args.root} if args.root else {})}
+        dataset = cls(cls.Options(**options))
+        written, failures = convert_dataset(dataset, args.sequences, force=args.force)
+    except MmtrackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    print(f"converted {len(written)} sequences; {len(failures)} failed")
+    return 1 if failures else 0

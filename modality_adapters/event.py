@@ -124,8 +124,8 @@ class EventAdapter(ModalityAdapter):
         if path is None:
             raise DataError(
                 f"{sequence.where}: no raw event file for this sequence (the voxel "
-                "representation needs one; convert the .aedat4 recording with "
-                "modality_adapters.aedat4.convert_aedat4, or use representation: frame)"
+                "representation needs one; convert the .aedat4 recordings with "
+                "`mmtrack-kd-events --root ROOT --split SPLIT`, or use representation: frame)"
             )
         if not 0 <= index < sequence.n_frames:
             raise DataError(

@@ -80,3 +80,39 @@ def test_reduced_run_writes_report_and_resumes(tmp_path: Path) -> None:
     run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
                     command="mmtrack-kd experiments --reduced")
     assert stamps() == before
+
+    # a later session on a fresh machine: only the committed results.json is there. Finished
+    # arms are restored, not re-run; a student still to run gets its teacher trained again.
+    import shutil
+
+    teacher_record = next(r for r in raw["records"] if r["id"] == "rgbt-teacher-s0")
+    shutil.rmtree(out)
+    raw["records"] = [r for r in raw["records"] if r["id"] != "rgbt-student-s0"]
+    (tmp_path / "docs" / "results.json").write_text(json.dumps(raw))
+    run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
+                    command="mmtrack-kd experiments --reduced")
+    again = json.loads((tmp_path / "docs" / "results.json").read_text())
+    assert {r["id"] for r in again["records"]} == ids
+    assert next(r for r in again["records"] if r["id"] == "rgbt-teacher-s0") == teacher_record
+    assert (out / "runs" / "rgbt-teacher-s0" / "teacher" / "last.pt").is_file()
+    assert not (out / "eval" / "rgbt-teacher-s0").exists()  # the teacher was not scored again
+    assert not (out / "runs" / "rgbt-baseline-s0").exists()  # a restored arm is not re-run
+
+
+def test_restore_records_takes_only_missing_records_of_the_same_setting(tmp_path: Path) -> None:
+    from mmtrack_kd.experiments import restore_records
+
+    stored = tmp_path / "results.json"
+    stored.write_text(json.dumps({"reduced": False, "records": [
+        {"id": "rgbt-teacher-s0", "reduced": False, "samples": 10},
+        {"id": "rgbt-fost-s0", "reduced": False, "samples": 20},
+        {"id": "rgbt-tiny-s0", "reduced": True, "samples": 1},
+    ]}))
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "rgbt-fost-s0.json").write_text(json.dumps({"id": "rgbt-fost-s0", "samples": 99}))
+    assert restore_records(stored, records) == ["rgbt-teacher-s0"]
+    assert json.loads((records / "rgbt-teacher-s0.json").read_text())["samples"] == 10
+    assert json.loads((records / "rgbt-fost-s0.json").read_text())["samples"] == 99  # kept
+    assert restore_records(stored, records, reduced=True) == ["rgbt-tiny-s0"]
+    assert restore_records(tmp_path / "absent.json", records) == []

@@ -98,6 +98,27 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(make_distribu
     assert "broken-plugin" in caplog.text and "sensor driver missing" in caplog.text
 
 
+def test_plugin_whose_hook_raises_is_reported_and_withdrawn(make_distribution, caplog):
+    failing = PLUGIN_SOURCE.format(name="half") + (
+        "\n\n@hookimpl\ndef mmtrack_kd_register_datasets(register):\n"
+        "    raise OSError('calibration file missing')\n"
+    )
+    make_distribution(
+        "half-plugin",
+        "0.2",
+        {"half": "half_plugin", "good": "good_plugin"},
+        {"half_plugin": failing, "good_plugin": PLUGIN_SOURCE.format(name="good")},
+    )
+    registry = load_registry(only=["half", "good"])
+    assert "good" in registry.modalities
+    # what the plugin registered before its other hook failed is withdrawn, not half-loaded
+    assert "half" not in registry.modalities
+    [failure] = registry.failures
+    assert failure.distribution == "half-plugin" and failure.registers == []
+    assert "mmtrack_kd_register_datasets failed: OSError: calibration file missing" in failure.error
+    assert "half-plugin" in caplog.text
+
+
 def test_environment_variable_restricts_loaded_plugins(make_distribution, monkeypatch):
     make_distribution(
         "two-plugins",

@@ -93,6 +93,7 @@ def model_config(recipe: Recipe, stage: Stage, aux_channels: int) -> tuple[str, 
             "history": prompter.history,
             "layer_type": prompter.layer_type,
             "reduction": prompter.reduction,
+            "mplt_compat": prompter.mplt_compat,
         }
     student = recipe.student
     elimination = student.candidate_elimination

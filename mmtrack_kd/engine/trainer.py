@@ -41,7 +41,7 @@ from mmtrack_kd.engine.checkpoint import (
 from mmtrack_kd.engine.distributed import DistributedContext
 from mmtrack_kd.engine.metrics_log import MetricsLog
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
-from mmtrack_kd.errors import MmtrackError
+from mmtrack_kd.errors import CheckpointError, MmtrackError
 from mmtrack_kd.recipe import OptimConfig, Recipe
 
 log = logging.getLogger(__name__)
@@ -279,8 +279,16 @@ class StageTrainer:
         if source is None:
             return
         report = load_pretrained(model, source)
+        # The RGB-only baseline is exactly OSTrack: an OSTrack file must fill all of it, so a
+        # wrong or partial file is refused instead of training half-initialised.
+        if (self.stage == "student" and recipe.student.single_modality
+                and report.format == "ostrack" and not report.complete):
+            raise CheckpointError(
+                f"{source}: an OSTrack checkpoint must fill the RGB-only model completely\n{report}")
         if self.ctx.is_main:
-            log.info("%s: initialised from %s\n%s", self.stage, source, report)
+            # Fresh or unused tensors are worth a user's eye even off a terminal (INFO is quiet).
+            level = logging.INFO if report.complete else logging.WARNING
+            log.log(level, "%s: initialised from %s\n%s", self.stage, source, report)
 
     def _load_teacher(self) -> nn.Module | None:
         from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
@@ -353,6 +361,14 @@ class StageTrainer:
         restore_rng(state["rng"])
         self._last_saved = path
 
+    def _main_has(self, path: Path) -> bool:
+        """Whether ``path`` exists on the main process, agreed by every process: a refusal on
+        rank 0 alone would leave the other ranks waiting in their first collective."""
+        exists = torch.tensor(float(path.is_file() and self.ctx.is_main), device=self.ctx.device)
+        if self.ctx.enabled:
+            torch.distributed.broadcast(exists, src=0)
+        return bool(exists.item())
+
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> Path:
@@ -366,7 +382,7 @@ class StageTrainer:
                          self.progress.epoch, self.progress.update)
             if self.progress.finished:
                 return self.folder
-        elif last.is_file() and self.ctx.is_main:
+        elif self._main_has(last):
             raise MmtrackError(
                 f"{self.folder} already holds a run; pass --resume to continue it or choose "
                 "another --run-dir"

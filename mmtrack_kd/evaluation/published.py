@@ -23,9 +23,11 @@ from mmtrack_kd.evaluation.result import ProtocolResult
 
 #: The paper's rows of its own trackers.
 PAPER_TEACHER, PAPER_STUDENT = "Ours-Teacher", "Ours-Student"
-#: Dataset plugins whose numbers can be set beside the paper's: real benchmark name -> plugin.
-REAL_DATASETS = {"lasher": "LasHeR", "rgbt234": "RGBT234", "gtot": "GTOT", "vtuav": "VTUAV-ST",
-                 "depthtrack": "DepthTrack", "visevent": "VisEvent"}
+#: Dataset plugins whose numbers can be set beside the paper's: plugin name -> the paper's
+#: benchmark. ``vtuav`` (subset as an option) is left out: its name does not say which subset
+#: was run, so only ``vtuav-st`` and ``vtuav-lt`` are put beside the paper's rows as comparable.
+REAL_DATASETS = {"lasher": "LasHeR", "rgbt234": "RGBT234", "gtot": "GTOT", "vtuav-st": "VTUAV-ST",
+                 "vtuav-lt": "VTUAV-LT", "depthtrack": "DepthTrack", "visevent": "VisEvent"}
 
 
 @lru_cache(maxsize=1)
@@ -49,8 +51,14 @@ def published_scores(benchmark: str) -> dict[str, dict[str, float]]:
 
 
 def benchmark_for(dataset: str, protocol: str | None) -> str | None:
-    """The paper's benchmark scored with ``protocol`` (``lasher`` -> ``LasHeR``), if any."""
-    for name, entry in load_published()["benchmarks"].items():
+    """The paper's benchmark for ``dataset``: the real benchmark its plugin reads (``vtuav-lt`` ->
+    ``VTUAV-LT``), else the first one scored with ``protocol`` (synthetic data in LasHeR's
+    layout -> ``LasHeR``); None when the paper has no numbers for it."""
+    benchmarks = load_published()["benchmarks"]
+    real = REAL_DATASETS.get(dataset)
+    if real is not None and benchmarks[real]["protocol"] == protocol:
+        return real if benchmarks[real]["trackers"] else None
+    for name, entry in benchmarks.items():
         if entry["protocol"] == protocol and entry["trackers"]:
             return name
     return None
@@ -59,7 +67,8 @@ def benchmark_for(dataset: str, protocol: str | None) -> str | None:
 def comparable(dataset: str, protocol: str | None) -> bool:
     """Whether a dataset's numbers can be compared with the paper: the real benchmark read by
     its own plugin (not synthetic data in its layout, not another split of it)."""
-    return dataset in REAL_DATASETS and dataset == protocol
+    real = REAL_DATASETS.get(dataset)
+    return real is not None and load_published()["benchmarks"][real]["protocol"] == protocol
 
 
 def comparison_table(

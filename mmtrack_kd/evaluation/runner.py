@@ -82,6 +82,12 @@ def resolve_targets(target: str | os.PathLike[str]) -> list[TrackerTarget]:
     return targets
 
 
+def _variant_name(name: str, keep_ratio: float | None, hann: bool) -> str:
+    """The results folder name of a tracker run with non-default inference settings, so a
+    resumed evaluation never mixes boxes tracked with other settings."""
+    return name + (f"-keep{keep_ratio:g}" if keep_ratio is not None else "") + ("" if hann else "-nohann")
+
+
 def _recipe_of(target: Path) -> Any | None:
     """The run's recipe (``recipe.yaml`` in the run folder, or next to a stage folder)."""
     from mmtrack_kd.recipe import load_recipe
@@ -139,10 +145,42 @@ def resolve_datasets(
 
 def load_ground_truths(dataset: Any, names: Iterable[str] | None = None) -> list[GroundTruth]:
     """Ground truth of ``names`` (default: every listed sequence), read without frames
-    (``load_groundtruth``; ``load_sequence`` for plugins without it)."""
+    (``load_groundtruth``; ``load_sequence`` for plugins without it). For a protocol that clips
+    boxes to the image (DepthTrack's VOT overlap) the frame size is read from each sequence's
+    first frame; where the frames are not on disk the sequence is scored unclipped, with a
+    warning (the scores then differ from the toolkit's only for boxes crossing the border)."""
+    from mmtrack_kd.evaluation.protocols import NEEDS_IMAGE_SIZE
+
     names = list(names) if names is not None else dataset.list_sequences()
     loader = getattr(dataset, "load_groundtruth", None) or dataset.load_sequence
-    return [GroundTruth.from_sequence(loader(name)) for name in names]
+    if _protocol(dataset) not in NEEDS_IMAGE_SIZE:
+        return [GroundTruth.from_sequence(loader(name)) for name in names]
+    ground_truths, unclipped = [], []
+    for name in names:
+        try:
+            sequence = dataset.load_sequence(name)
+            ground_truths.append(GroundTruth.from_sequence(sequence, _frame_size(sequence)))
+        except DataError:
+            unclipped.append(name)
+            ground_truths.append(GroundTruth.from_sequence(loader(name)))
+    if unclipped:
+        log.warning("%s: no readable frames for %d sequences (%s%s): their boxes are not clipped "
+                    "to the image as the VOT toolkit clips them", getattr(dataset, "name", "dataset"),
+                    len(unclipped), ", ".join(unclipped[:3]), ", ..." if len(unclipped) > 3 else "")
+    return ground_truths
+
+
+def _frame_size(sequence: Any) -> tuple[int, int]:
+    """``(width, height)`` of a sequence's first frame of its first stream (RGB)."""
+    import cv2
+
+    from mmtrack_kd.data.io import read_image
+
+    paths = next(iter(sequence.frames.values()), ())
+    if not paths:
+        raise DataError(f"{sequence.name}: no frames listed")
+    height, width = read_image(paths[0], cv2.IMREAD_UNCHANGED, where=sequence.name).shape[:2]
+    return int(width), int(height)
 
 
 def _protocol(dataset: Any) -> str:
@@ -154,14 +192,15 @@ def _protocol(dataset: Any) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(checkpoint: str, device: str, threads: int) -> None:
+def _init_worker(checkpoint: str, device: str, threads: int, keep_ratio: float | None = None,
+                 hann: bool = True) -> None:
     """Per-process set-up: thread budget and one tracker built from the checkpoint file."""
     import torch
 
     from mmtrack_kd.tracking import Tracker
 
     torch.set_num_threads(max(1, threads))
-    _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device)
+    _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device, keep_ratio=keep_ratio, hann=hann)
 
 
 def _track_one(dataset: Any, name: str, tracker_dir: str, layout: str) -> tuple[str, int, float]:
@@ -200,6 +239,8 @@ def evaluate_checkpoint(
     device: str = "cpu",
     tracker_name: str | None = None,
     progress: bool = True,
+    keep_ratio: float | None = None,
+    hann_window: bool = True,
 ) -> dict[str, ProtocolResult]:
     """Track every sequence of each dataset with one checkpoint, then score.
 
@@ -216,6 +257,8 @@ def evaluate_checkpoint(
         device: ``"cpu"`` or ``"cuda"`` (every worker uses it).
         tracker_name: folder name of this tracker (default: the checkpoint's stem).
         progress: show a rich progress bar.
+        keep_ratio: candidate-elimination keep ratio at inference (default: the checkpoint's).
+        hann_window: weight the score map with the Hann window before the peak (OSTrack).
 
     Returns:
         Dataset name -> :class:`ProtocolResult` of the dataset's protocol.
@@ -243,7 +286,7 @@ def evaluate_checkpoint(
         with _progress(progress) as bar:
             task = bar.add_task(f"{tracker_name}", total=len(jobs))
             if workers == 1:
-                _init_worker(str(checkpoint), device, threads)
+                _init_worker(str(checkpoint), device, threads, keep_ratio, hann_window)
                 try:
                     for dataset, seq, folder, layout, label in jobs:
                         _track_one(dataset, seq, folder, layout)
@@ -255,7 +298,7 @@ def evaluate_checkpoint(
                     max_workers=min(workers, len(jobs)),
                     mp_context=get_context("spawn"),
                     initializer=_init_worker,
-                    initargs=(str(checkpoint), device, threads),
+                    initargs=(str(checkpoint), device, threads, keep_ratio, hann_window),
                 ) as pool:
                     futures = {pool.submit(_track_one, d, s, f, lay): (label, s)
                                for d, s, f, lay, label in jobs}
@@ -304,16 +347,19 @@ def run_evaluate(
     results: Sequence[str | os.PathLike[str]] | None = None,
     dataset: str | None = None,
     root: str | os.PathLike[str] | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     out: str | os.PathLike[str] | None = None,
     device: str | None = None,
     plots: bool = True,
+    keep_ratio: float | None = None,
 ) -> int:
     """``mmtrack-kd evaluate``: track and score a run or checkpoint, or score ``--results``.
 
     Writes under ``out`` (default ``<run>/eval`` for a run folder, ``eval`` otherwise):
     ``results/<tracker>/<dataset>/...``, ``report.json``, ``plots/*.png``; prints the tables.
-    Returns the exit status (0).
+    ``workers`` (None: the run's ``evaluate.workers``, else 1) and the Hann window
+    (``evaluate.hann_window``) come from the run's recipe where there is one. Returns the exit
+    status (0).
     """
     from mmtrack_kd.console import console
     from mmtrack_kd.evaluation.report import print_report, write_json
@@ -334,14 +380,21 @@ def run_evaluate(
             device = "cuda" if torch.cuda.is_available() else "cpu"
         targets = resolve_targets(target)
         entries = resolve_datasets(datasets, target, root)
+        recipe = _recipe_of(Path(target))
+        if workers is None:
+            workers = recipe.evaluate.workers if recipe is not None else 1
+        hann = recipe.evaluate.hann_window if recipe is not None else True
         out_dir = Path(out) if out is not None else (
             Path(target) / "eval" if Path(target).is_dir() else Path("eval"))
         scored = {name: {} for name, _ in entries}
         for tracker in targets:
+            label = _variant_name(tracker.name, keep_ratio, hann)
             for name, result in evaluate_checkpoint(
-                tracker.checkpoint, entries, out_dir / "results", workers, device, tracker.name
+                tracker.checkpoint, entries, out_dir / "results", workers, device,
+                label, keep_ratio=keep_ratio,
+                hann_window=hann,
             ).items():
-                scored[name][tracker.name] = result
+                scored[name][label] = result
         for name, _ in entries:
             console.print(f"results of {name}: {out_dir / 'results'}/<tracker>/{name}")
     print_report(scored)

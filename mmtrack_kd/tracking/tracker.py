@@ -141,6 +141,7 @@ class Tracker:
         crop: CropSettings | None = None,
         device: str | torch.device = "cpu",
         keep_ratio: float | None = None,
+        hann: bool = True,
     ) -> None:
         self.adapters = list(adapters)
         self.num_modalities = int(model.num_modalities)
@@ -153,6 +154,9 @@ class Tracker:
         self.model = model.to(self.device).eval()
         self.crop = crop if crop is not None else CropSettings.for_model(model)
         self.keep_ratio = keep_ratio
+        # Without the Hann window (an ablation, ``evaluate.hann_window: false``) the raw peak
+        # wins: a window of ones keeps one code path.
+        self.hann = bool(hann)
         # (C, 1, 1) statistics per modality on the device: one broadcast op normalises a crop.
         self._means = [self._stat(a.mean, a) for a in self.adapters]
         self._stds = [self._stat(a.std, a) for a in self.adapters]
@@ -178,6 +182,7 @@ class Tracker:
         device: str | torch.device = "cpu",
         registry: Any = None,
         keep_ratio: float | None = None,
+        hann: bool = True,
     ) -> "Tracker":
         """A tracker from one mmtrack-kd checkpoint file: model, adapters and crop geometry.
 
@@ -195,7 +200,7 @@ class Tracker:
         crop = info.get("crop")
         if crop is not None and not isinstance(crop, Mapping):
             raise CheckpointError(f"checkpoint {path}: 'crop' is a {type(crop).__name__}, not a mapping")
-        return cls(model, adapters, CropSettings.for_model(model, crop), device, keep_ratio)
+        return cls(model, adapters, CropSettings.for_model(model, crop), device, keep_ratio, hann)
 
     # -- tracking -----------------------------------------------------------------------------
 
@@ -252,7 +257,8 @@ class Tracker:
         with torch.inference_mode():
             out = self.model.track(self._tensors(crop_frames(frames, window)), keep_ratio=self.keep_ratio)
             if self.window is None or self.window.shape != out.score_map.shape[-2:]:
-                self.window = hann_window(*out.score_map.shape[-2:]).to(self.device)
+                shape = out.score_map.shape[-2:]
+                self.window = (hann_window(*shape) if self.hann else torch.ones(*shape)).to(self.device)
             boxes, scores = windowed_peak(out.score_map, out.size_map, out.offset_map, self.window)
             cx, cy, w, h = boxes[0].double().cpu().numpy()
             confidence = float(scores[0])

@@ -359,7 +359,7 @@ def ensure_generated(root: Path, options: SyntheticOptions) -> GenerationReport:
                     + "). Delete the folder, point `root` elsewhere, or set "
                     "`on_mismatch: regenerate` to rewrite it."
                 )
-            log.info("synthetic: options changed (%s); regenerating %s", "; ".join(changes), root)
+            log.warning("synthetic: options changed (%s); regenerating %s", "; ".join(changes), root)
         elif root.exists() and not _is_empty_dir(root):
             raise DataError(
                 f"synthetic: {root} is not empty and holds no {MANIFEST}, so it is not a "
@@ -375,7 +375,9 @@ def ensure_generated(root: Path, options: SyntheticOptions) -> GenerationReport:
             shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run
         partial = root.parent / f".{root.name}.partial-{os.getpid()}"
         total = options.n_train + options.n_test
-        log.info(
+        # WARNING, not INFO: writing a dataset to disk on first use must be visible in CI logs
+        # and pipes too, where INFO is hidden (see console.setup_logging).
+        log.warning(
             "synthetic: generating %d %s sequences (%d train, %d test; %d frames of %dx%d, seed %d) in %s",
             total,
             options.layout,

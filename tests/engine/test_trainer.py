@@ -80,12 +80,13 @@ def test_a_few_updates_lower_the_loss_for_teacher_and_student(synthetic_root, tm
         samples = [trainer.train_set[index] for index in range(4)]
         batch = to_device(torch.utils.data.default_collate(samples), trainer.ctx.device)
         trainer.model.train()
-        first, _ = trainer._forward_loss(batch, None)
+        first = trainer._forward_loss(batch, None)[0].detach()
         for _ in range(12):
             loss, terms = trainer._forward_loss(batch, None)
             loss.backward()
             trainer._update()
         last, terms = trainer._forward_loss(batch, None)
+        last = last.detach()
         assert float(last) < 0.7 * float(first), (stage, float(first), float(last), terms)
         if stage == "student":
             assert terms["feature"] > 0 and terms["response"] > 0
@@ -231,6 +232,12 @@ def test_two_process_gloo_run_equals_one_process_with_the_same_global_batch(synt
         tolerance = 1e-4 if before_norm else 1e-5
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=tolerance, msg=key)
 
+    # The same command again without --resume: every rank refuses (none is left waiting for
+    # rank 0 in a collective until the process-group timeout).
+    command[command.index("--master-port") + 1] = str(_free_port())
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode != 0 and "pass --resume" in again.stderr, again.stderr[-3000:]
+
 
 @pytest.mark.slow
 def test_sigterm_with_loader_workers_saves_and_exits_cleanly(synthetic_root, tmp_path):
@@ -262,3 +269,35 @@ def test_sigterm_with_loader_workers_saves_and_exits_cleanly(synthetic_root, tmp
     saved = load_checkpoint(last)["progress"]
     assert saved["update"] >= 2 and not saved["finished"]
     assert saved["batch_in_epoch"] % 1 == 0 and saved["samples"] == saved["update"] * 4
+
+
+def test_rgb_only_baseline_takes_an_ostrack_file_whole_or_not_at_all(synthetic_root, tmp_path):
+    """The single-modality student is exactly OSTrack: its OSTrack checkpoint loads strictly,
+    and a partial one (here without the head) is refused with the file named."""
+    from mmtrack_kd.errors import CheckpointError
+    from mmtrack_kd.models import build_model
+
+    changes = {"student.single_modality": True, "student.init": "pretrained",
+               "distill.feature.weight": 0, "distill.response.weight": 0}
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **changes))
+    model = build_model("student", dict(template_size=32, search_size=64, patch_size=16, embed_dim=64,
+                                        depth=2, num_heads=4, head_channels=32, num_modalities=1))
+    full = {"net": model.state_dict()}
+    partial = {"net": {k: v for k, v in model.state_dict().items() if not k.startswith("box_head")}}
+    for name, payload in (("full.pth.tar", full), ("partial.pth.tar", partial)):
+        torch.save(payload, tmp_path / name)
+    with pytest.raises(CheckpointError, match="partial.pth.tar"):
+        train(recipe.model_copy(update={"model": recipe.model.model_copy(
+            update={"pretrained": tmp_path / "partial.pth.tar"})}), stage="student", run_dir=tmp_path / "a")
+    train(recipe.model_copy(update={"model": recipe.model.model_copy(
+        update={"pretrained": tmp_path / "full.pth.tar"})}), stage="student", run_dir=tmp_path / "b")
+    assert (tmp_path / "b" / "student" / "last.pt").is_file()
+
+
+def test_recipe_builds_an_mplt_compatible_teacher(synthetic_root, tmp_path):
+    from mmtrack_kd.engine.build import model_config
+
+    data = recipe_data(synthetic_root, tmp_path, **{"teacher.prompter": {"mplt_compat": True},
+                                                    "model.fusion": "conv"})
+    kind, config = model_config(validate_recipe(data), "teacher", 3)
+    assert kind == "teacher" and config["mplt_compat"] is True and config["fusion"] == "conv"

@@ -123,3 +123,15 @@ def test_comparison_table_labels_synthetic_data():
     real = render(comparison_table("lasher", "lasher", ours, peers=False))
     assert "NOT comparable" not in real and "TBSI" not in real
     assert comparison_table("x", "otb", ours) is None
+
+
+def test_vtuav_subsets_map_to_their_own_published_rows():
+    from mmtrack_kd.evaluation.published import benchmark_for, comparable
+
+    assert benchmark_for("vtuav-lt", "vtuav") == "VTUAV-LT"
+    assert benchmark_for("vtuav-st", "vtuav") == "VTUAV-ST"
+    assert comparable("vtuav-lt", "vtuav") and comparable("vtuav-st", "vtuav")
+    # the plugin with the subset as an option does not say which subset ran: not comparable
+    assert not comparable("vtuav", "vtuav")
+    assert not comparable("synthetic", "lasher") and comparable("lasher", "lasher")
+    assert benchmark_for("visevent", "visevent") is None  # the paper printed no numbers

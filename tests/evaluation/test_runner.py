@@ -198,3 +198,31 @@ def test_datasets_from_the_run_recipe(tmp_path, lasher_data):
     assert plugin.list_sequences() == lasher_data.list_sequences()
     (name, plugin), = resolve_datasets(["synthetic"], run / "student" / "best.pt")
     assert plugin.options.n_test == TINY_DATA["n_test"]
+
+
+def test_run_evaluate_takes_workers_and_hann_window_from_the_run_recipe(tmp_path, lasher_data, monkeypatch):
+    """The run's ``evaluate.workers`` and ``evaluate.hann_window`` are used, and a run with
+    non-default inference settings gets its own results folder (no stale resumed boxes)."""
+    run = tmp_path / "runs" / "tiny"
+    write_checkpoint(run / "student" / "best.pt")
+    (run / "recipe.yaml").write_text(
+        "modality: {name: thermal}\n"
+        "data: {train: [{name: synthetic, layout: lasher, root: x}]}\n"
+        "evaluate: {workers: 3, hann_window: false}\n"
+    )
+    import mmtrack_kd.evaluation.runner as runner
+
+    seen = {}
+
+    def fake_evaluate(checkpoint, entries, out_dir, workers, device, name, **kwargs):
+        seen.update(workers=workers, name=name, **kwargs)
+        return real_evaluate(checkpoint, entries, out_dir, 1, device, name, **kwargs)
+
+    real_evaluate = runner.evaluate_checkpoint
+    monkeypatch.setattr(runner, "resolve_datasets", lambda *a, **k: [("synthetic", lasher_data)])
+    monkeypatch.setattr(runner, "evaluate_checkpoint", fake_evaluate)
+    assert run_evaluate(run, ["synthetic"], out=tmp_path / "eval", device="cpu", plots=False) == 0
+    assert seen == {"workers": 3, "name": "tiny-student-nohann", "keep_ratio": None, "hann_window": False}
+    assert (tmp_path / "eval" / "results" / "tiny-student-nohann" / "synthetic").is_dir()
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert set(report["datasets"]["synthetic"]) == {"tiny-student-nohann"}

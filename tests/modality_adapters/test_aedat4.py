@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,34 @@ def test_real_aedat4_file_end_to_end(tmp_path):
         np.testing.assert_array_equal(events.x, x[inside])
         np.testing.assert_array_equal(events.y, y[inside])
         np.testing.assert_array_equal(events.p, on[inside].astype(np.uint8))
+
+
+def test_convert_a_visevent_split_in_place(tmp_path, monkeypatch, recording, capsys):
+    """``mmtrack-kd-events``: each sequence's recording becomes its ``events.h5``, read back
+    through the VisEvent plugin; frame 0 is APS frame N for a sequence starting at frameN; an
+    existing file is kept; a sequence without a recording fails alone, named."""
+    from modality_adapters.aedat4 import main
+    from mmtrack_kd.plugins import default_registry
+    from tests.plugins.layouts import visevent_sequence
+
+    _, packets, _ = recording
+    monkeypatch.setitem(sys.modules, "aedat", fake_aedat(packets))
+    root = tmp_path / "visevent"
+    # names from the shipped test list
+    shipped = Path(__file__).resolve().parents[2] / "plugins" / "splits" / "visevent_test.txt"
+    names = shipped.read_text().split()[:2]
+    good = visevent_sequence(root, names[0], n=2, start=2)
+    (good / "rec.aedat4").write_bytes(b"stand-in")
+    visevent_sequence(root, names[1], n=2)
+    args = ["--root", str(root), "--split", "test", "--sequences", *names]
+    assert main(args) == 1
+    out = capsys.readouterr()
+    assert "converted 1 sequences; 1 failed" in out.out and names[1] in out.err
+    sequence = default_registry().dataset("visevent")(
+        default_registry().dataset("visevent").Options(root=root, split="test")).load_sequence(names[0])
+    assert sequence.raw["event"] == good / "events.h5"
+    # frame k = APS frame 2 + k (at BASE + 3000, 4000): windows (2000, 3000], (3000, 4000]
+    assert sequence.frame_times.tolist() == [BASE + 2001, BASE + 3001, BASE + 4001]
+    stamp = (good / "events.h5").stat().st_mtime_ns
+    assert main(args[:4] + ["--sequences", names[0]]) == 0
+    assert (good / "events.h5").stat().st_mtime_ns == stamp

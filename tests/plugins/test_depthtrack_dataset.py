@@ -131,3 +131,23 @@ def test_official_list_source_needs_a_shipped_list(tmp_path: Path):
     depthtrack_sequence(tmp_path, "adapter02_indoor", split="train")
     with pytest.raises(DataError, match="no official list of split 'train'"):
         depthtrack(tmp_path, list_source="official").list_sequences()
+
+
+def test_scoring_ground_truth_carries_the_frame_size_for_vot_clipping(tmp_path: Path, caplog):
+    """The VOT toolkit clips boxes to the image before its overlap: the ground truth the
+    evaluation scores against must know each sequence's frame size, read from its first frame,
+    and say so when the frames are not there to read."""
+    from mmtrack_kd.evaluation.runner import load_ground_truths
+
+    depthtrack_sequence(tmp_path, "cup01_indoor")
+    depthtrack_sequence(tmp_path, "backpack_indoor")
+    dataset = depthtrack(tmp_path, split="test", sequences=["cup01_indoor", "backpack_indoor"])
+    height, width = read_image(tmp_path / "test" / "cup01_indoor" / "color" / "00000001.jpg").shape[:2]
+    assert [gt.image_size for gt in load_ground_truths(dataset)] == [(width, height)] * 2
+
+    for frame in (tmp_path / "test" / "backpack_indoor").glob("*/0*.*"):
+        frame.unlink()  # annotations only, as for scoring published results
+    with caplog.at_level("WARNING"):
+        sizes = [gt.image_size for gt in load_ground_truths(dataset)]
+    assert sizes == [(width, height), None]
+    assert "backpack_indoor" in caplog.text and "not clipped" in caplog.text

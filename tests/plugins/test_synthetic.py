@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -166,10 +167,13 @@ def test_options_changed_since_generation_are_refused_or_regenerated(registry, t
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".data.") and p.is_dir()]
 
 
-def test_root_states(registry, tmp_path, monkeypatch):
+def test_root_states(registry, tmp_path, monkeypatch, caplog):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert make(registry, empty, "lasher").report.generated  # an empty folder is filled
+    with caplog.at_level(logging.WARNING):
+        assert make(registry, empty, "lasher").report.generated  # an empty folder is filled
+    # first-use generation is announced at WARNING so it shows off a terminal too
+    assert any("synthetic: generating" in r.getMessage() and str(empty) in r.getMessage() for r in caplog.records)
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -265,3 +265,19 @@ def test_run_sequence_needs_a_first_box(tmp_path, make_checkpoint, registry, sce
     tracker = Tracker.from_checkpoint(make_checkpoint(), registry=registry)
     with pytest.raises(DataError, match="test/tiny"):
         run_sequence(tracker, sequence)
+
+
+def test_without_the_hann_window_the_raw_peak_is_read(make_checkpoint, registry, scene_frames) -> None:
+    """``evaluate.hann_window: false``: the confidence is the raw score map's peak, never below
+    the windowed one (the window is at most 1 everywhere)."""
+    path = make_checkpoint(kind="student")
+    rgb, thermal, boxes = scene_frames(3)
+    frames = [[r.astype(np.float32) / 255, np.repeat(t[:, :, None], 3, 2).astype(np.float32) / 255]
+              for r, t in zip(rgb, thermal)]
+    confidences = {}
+    for hann in (True, False):
+        tracker = Tracker.from_checkpoint(path, registry=registry, hann=hann)
+        tracker.initialize(frames[0], boxes[0])
+        _, confidences[hann] = tracker.track(frames[1])
+        assert bool(torch.all(tracker.window == 1)) != hann
+    assert confidences[False] >= confidences[True]

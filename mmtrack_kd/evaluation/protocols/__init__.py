@@ -45,6 +45,9 @@ PROTOCOLS: dict[str, ScoringFunction] = {
 
 #: Protocols that need a confidence per frame.
 NEEDS_CONFIDENCE = frozenset({"depthtrack"})
+#: Protocols whose overlap clips boxes to the image (the VOT toolkit's), so the ground truth must
+#: carry the frame size.
+NEEDS_IMAGE_SIZE = frozenset({"depthtrack"})
 
 
 def get_protocol(name: str) -> ScoringFunction:
@@ -76,6 +79,7 @@ def score(
 
 __all__ = [
     "NEEDS_CONFIDENCE",
+    "NEEDS_IMAGE_SIZE",
     "PROTOCOLS",
     "ScoringFunction",
     "get_protocol",
