@@ -19,14 +19,15 @@ def loader_figures(recipe: Recipe, workers: list[int], batches: int = 20) -> lis
     """Samples per second of the teacher stage's training loader alone, per worker count."""
     from mmtrack_kd.data.bench import benchmark_loader
 
-    trainer = _trainer(recipe, "teacher")
-    trainer._build()
     figures = []
-    batch = trainer.micro_batch
-    for count in workers:
-        figure = benchmark_loader(trainer.train_set, workers=count, batch_size=batch,
-                                  batches=batches, warmup=2 if count else 1)
-        figures.append(figure.as_dict())
+    with tempfile.TemporaryDirectory() as scratch:  # the trainer's run folder; nothing is kept
+        trainer = _trainer(recipe, "teacher", Path(scratch))
+        trainer._build()
+        batch = trainer.micro_batch
+        for count in workers:
+            figure = benchmark_loader(trainer.train_set, workers=count, batch_size=batch,
+                                      batches=batches, warmup=2 if count else 1)
+            figures.append(figure.as_dict())
     return figures
 
 
@@ -67,9 +68,8 @@ def step_figures(recipe: Recipe, stages: list[Stage], steps: int = 5) -> list[di
     return figures
 
 
-def _trainer(recipe: Recipe, stage: Stage, scratch: Path | None = None, teacher: Path | None = None):
+def _trainer(recipe: Recipe, stage: Stage, scratch: Path, teacher: Path | None = None):
     from mmtrack_kd.engine.trainer import StageTrainer
 
     ctx = DistributedContext(device=choose_device(recipe.train.device))
-    folder = scratch or Path(tempfile.mkdtemp())
-    return StageTrainer(recipe, stage, folder, ctx, teacher_checkpoint=teacher)
+    return StageTrainer(recipe, stage, scratch, ctx, teacher_checkpoint=teacher)

@@ -301,3 +301,43 @@ def test_recipe_builds_an_mplt_compatible_teacher(synthetic_root, tmp_path):
                                                     "model.fusion": "conv"})
     kind, config = model_config(validate_recipe(data), "teacher", 3)
     assert kind == "teacher" and config["mplt_compat"] is True and config["fusion"] == "conv"
+
+
+def test_candidate_elimination_keep_ratio_ramps_linearly_between_its_epochs(synthetic_root, tmp_path):
+    from mmtrack_kd.engine.trainer import keep_ratio_at
+
+    off = validate_recipe(recipe_data(synthetic_root, tmp_path))
+    assert keep_ratio_at(off, 0) is None  # elimination off: no keep ratio at all
+    ramp = validate_recipe(recipe_data(
+        synthetic_root, tmp_path, **{"model.backbone.depth": 4, "student.candidate_elimination": {
+            "enabled": True, "layers": [1, 2], "keep_ratio": 0.6, "ramp_epochs": [2, 6]}}))
+    assert [keep_ratio_at(ramp, epoch) for epoch in range(8)] == pytest.approx(
+        [1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.6])
+    sudden = validate_recipe(recipe_data(
+        synthetic_root, tmp_path, **{"model.backbone.depth": 4, "student.candidate_elimination": {
+            "enabled": True, "layers": [1], "keep_ratio": 0.5, "ramp_epochs": [3, 3]}}))
+    assert [keep_ratio_at(sudden, epoch) for epoch in (2, 3, 4)] == [1.0, 0.5, 0.5]
+
+
+def test_data_benchmark_prints_loader_and_step_figures_and_leaves_nothing(synthetic_root, tmp_path,
+                                                                           monkeypatch):
+    import json
+    import tempfile
+
+    from mmtrack_kd.cli import main
+
+    recipe_file = tmp_path / "tiny.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe_data(synthetic_root, tmp_path / "out")))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / "data.json"
+    assert main(["benchmark", "--what", "data", "--recipe", str(recipe_file), "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert [row["workers"] for row in figures["loader"]] == [0]
+    assert all(row["samples_per_second"] > 0 for row in figures["loader"])
+    assert [row["stage"] for row in figures["steps"]] == ["teacher", "student"]
+    assert all(row["seconds_per_step"] > 0 for row in figures["steps"])
+    # No run folders left behind (torch's own compile cache may appear there; it is not ours).
+    assert [p for p in scratch.iterdir() if not p.name.startswith("torchinductor")] == []
+    assert not (tmp_path / "out").exists()

@@ -31,7 +31,7 @@ def test_outputs_and_every_parameter_learns(tiny, inputs, loss_fn, options):
     assert out.boxes.shape == (2, 4)
     assert len(out.features) == tiny["depth"]
     assert all(f.shape == (2, modalities * (16 + 64), 64) for f in out.features)
-    (loss_fn(out) + sum(f.pow(2).mean() for f in out.features)).backward()
+    loss_fn(out).backward()
     silent = [name for name, p in student.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not silent
 
