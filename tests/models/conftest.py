@@ -8,12 +8,14 @@ that a test comparing the two checks our implementation against the anchors' mat
 from __future__ import annotations
 
 import math
+import re
 from typing import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from mmtrack_kd.engine.losses import TrackingLoss
 
 TINY = dict(
@@ -85,6 +87,21 @@ def tracking_loss(out) -> Tensor:
 @pytest.fixture
 def loss_fn() -> Callable:
     return tracking_loss
+
+
+# The bias of a convolution that feeds a training-mode BatchNorm has no gradient in exact
+# arithmetic (the batch mean absorbs it); in float it is rounding noise that is sometimes exactly
+# zero, so such biases are not asked to learn.
+_CANCELLED_BY_BATCH_NORM = re.compile(r"box_head\.conv\d_\w+\.0\.bias$")
+
+
+def parameters_without_gradient(model: torch.nn.Module) -> list[str]:
+    """Trainable parameters that got no (or an all-zero) gradient from the last backward pass."""
+    return [
+        name for name, p in model.named_parameters()
+        if p.requires_grad and not _CANCELLED_BY_BATCH_NORM.search(name)
+        and (p.grad is None or not torch.any(p.grad != 0))
+    ]
 
 
 # -- OSTrack reference (functional, from an OSTrack-named state dict) -------------------------
@@ -368,3 +385,10 @@ class MPLTReference(nn.Module):
 @pytest.fixture
 def mplt_reference() -> type:
     return MPLTReference
+
+
+@pytest.fixture(autouse=True)
+def _seeded_initialisation() -> None:
+    """Models are built with torch's global generator: seed it so every test sees the same
+    initial weights (a gradient test must not depend on the draw)."""
+    torch.manual_seed(0)

@@ -9,6 +9,8 @@ import torch
 
 from mmtrack_kd.models import TwoStreamTeacher, build_model
 
+from .conftest import parameters_without_gradient
+
 
 def test_outputs_and_features(tiny, inputs):
     teacher = TwoStreamTeacher(**tiny)
@@ -39,8 +41,7 @@ def test_every_parameter_learns(tiny, inputs, loss_fn, switches):
     out = teacher(templates, searches, return_features=True)
     loss = loss_fn(out)
     loss.backward()
-    silent = [name for name, p in teacher.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
-    assert not silent
+    assert parameters_without_gradient(teacher) == []
     if switches.get("prompters", True):
         assert any(name.startswith("aux_prompters.0.") for name, _ in teacher.named_parameters())
 
