@@ -110,7 +110,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     return run_evaluate(args.target, args.datasets, args.results, args.dataset, args.root,
                         args.workers, args.out, device=args.device, plots=not args.no_plots,
-                        keep_ratio=args.keep_ratio)
+                        keep_ratio=args.keep_ratio, prefix=args.prefix, box_format=args.box_format,
+                        precision="bf16" if args.bf16 else "fp32")
 
 
 
@@ -118,7 +119,8 @@ def cmd_track(args: argparse.Namespace) -> int:
     """Track one object through a pair of videos or frame folders."""
     from mmtrack_kd.tracking import track
 
-    run = track(args.checkpoint, args.rgb, args.aux, args.init, args.out, device=args.device)
+    run = track(args.checkpoint, args.rgb, args.aux, args.init, args.out, device=args.device,
+                precision="bf16" if args.bf16 else "fp32")
     console.print(run.summary())
     return 0
 
@@ -259,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--results", nargs="+", type=Path, metavar="DIR",
                           help="score existing result folders instead of tracking")
     evaluate.add_argument("--dataset", help="dataset of the --results folders")
+    evaluate.add_argument("--prefix", default="",
+                          help="--results files are <prefix><sequence>.txt; {tracker} stands for "
+                               "the folder's name (e.g. --prefix '{tracker}_')")
+    evaluate.add_argument("--box-format", choices=["xywh", "ltrb"], default="xywh",
+                          help="--results boxes: x,y,w,h (default) or x1,y1,x2,y2 corners")
     evaluate.add_argument("--root", type=Path, help="dataset root (else recipe or environment)")
     evaluate.add_argument("--workers", type=int, default=None,
                           help="tracker processes (default: the run's evaluate.workers, else 1)")
@@ -268,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, help="where results and reports go")
     evaluate.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    evaluate.add_argument("--bf16", action="store_true",
+                          help="run the model under bfloat16 autocast (results in <tracker>-bf16)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     track = commands.add_parser("track", help="track one object in a pair of videos")
@@ -277,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--init", required=True, metavar="X,Y,W,H", help="first-frame box")
     track.add_argument("--out", type=Path, default=Path("track-out"))
     track.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    track.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
     track.set_defaults(handler=cmd_track)
 
     benchmark = commands.add_parser("benchmark", help="measure parameters, FLOPs, speed, loader")

@@ -17,11 +17,11 @@ class MmtrackError(Exception):
 class RecipeError(MmtrackError):
     """A recipe that does not validate; ``problems`` holds ``(path, message)`` pairs."""
 
-    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, source: str, problems: list[tuple[str, str]], what: str = "recipe") -> None:
         self.source = source
         self.problems = problems
         count = len(problems)
-        lines = [f"recipe {source}: {count} problem{'s' if count != 1 else ''}"]
+        lines = [f"{what} {source}: {count} problem{'s' if count != 1 else ''}"]
         width = max((len(path) for path, _ in problems), default=0)
         lines += [f"  {path.ljust(width)}  {message}" for path, message in problems]
         super().__init__("\n".join(lines))

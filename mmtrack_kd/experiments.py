@@ -587,7 +587,10 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         "Our numbers come from synthetic data in the real benchmarks' layouts and protocols: "
         "they are NOT comparable in level with the paper's, only the direction and size of the "
         "differences between arms are. Table 4's paper numbers are on RGBT234 (MPR / MSR); ours "
-        "on the synthetic RGB-T (LasHeR protocol) test set.", "",
+        "on the synthetic RGB-T (LasHeR protocol) test set. Every arm is scored with its "
+        "`best.pt`, picked among its epochs by the validation loss on pairs drawn from the "
+        "test sequences (the synthetic benchmark has no separate validation split): a mild "
+        "selection on test data, the same for every arm.", "",
     ]
     extras = sorted({o for r in records for o in r.get("extra_overrides", [])})
     if extras:

@@ -29,6 +29,11 @@ Kind = Literal["modality", "dataset"]
 log = logging.getLogger(__name__)
 
 
+class MalformedPluginError(PluginError):
+    """A plugin registered something that is not a valid adapter or dataset class; that plugin
+    is withdrawn (and listed with the error), the others keep working."""
+
+
 @dataclass
 class PluginInfo:
     """One loaded (or failed) plugin, as ``mmtrack-kd plugins`` shows it."""
@@ -98,15 +103,15 @@ class Registry:
         # Both bases forbid unknown keys, so a typo in a plugin's recipe section is an error.
         options_base = AdapterOptions if kind == "modality" else DatasetOptions
         if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(
+            raise MalformedPluginError(
                 f"plugin {info.label} registered {cls!r} as a {kind}, which is not a subclass of "
                 f"{base.__module__}.{base.__name__}"
             )
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {info.label}: {cls.__name__} has no `name`")
+            raise MalformedPluginError(f"plugin {info.label}: {cls.__name__} has no `name`")
         if not (isinstance(cls.Options, type) and issubclass(cls.Options, options_base)):
-            raise PluginError(
+            raise MalformedPluginError(
                 f"plugin {info.label}: {cls.__name__}.Options must subclass "
                 f"{options_base.__module__}.{options_base.__name__}"
             )
@@ -181,8 +186,9 @@ def load_registry(
         extra_plugins: ``(name, module_or_object)`` pairs registered directly (tests).
 
     Raises:
-        PluginError: two plugins register the same name, or a plugin registers something
-            that is not a valid adapter or dataset class.
+        PluginError: two plugins register the same name. A plugin that fails to import,
+            implements an unknown hook, raises in a hook or registers something that is not a
+            valid adapter or dataset class is left out, with its error in ``failures``.
     """
     selected = _selected_names(only)
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -235,8 +241,12 @@ def load_registry(
             register: Callable[[type], None] = functools.partial(registry.add, kind, info=info)
             try:
                 impl.function(register=register)
+            except MalformedPluginError as error:  # the plugin's bug: the others keep working
+                info.error = str(error)
+                log.warning("plugin %s not loaded: %s", info.label, info.error)
+                registry.withdraw(info)
             except PluginError:
-                raise  # a duplicate name or a malformed class: the user must choose, see add()
+                raise  # a duplicate name: the user must choose which plugin to keep, see add()
             except Exception as error:  # a broken hook must not take the others down
                 info.error = f"hook {caller.name} failed: {type(error).__name__}: {error}"
                 log.warning("plugin %s not loaded: %s", info.label, info.error)

@@ -235,6 +235,13 @@ class PrompterConfig(Section):
         "weights; set model.fusion: conv too).",
     )
 
+    @model_validator(mode="after")
+    def _mplt_quirk_needs_its_parts(self) -> "PrompterConfig":
+        # The quirk lives in the history and token-attention paths (REFERENCE.md, MPLT).
+        if self.mplt_compat and not (self.history and self.token_attention):
+            raise ValueError("mplt_compat needs history: true and token_attention: true")
+        return self
+
 
 class TeacherConfig(Section):
     """The two-stream teacher and its training stage."""
@@ -462,18 +469,28 @@ def validate_recipe(data: Any, source: str = "<recipe>", registry: Any = None) -
     try:
         return Recipe.model_validate(data, context=context)
     except ValidationError as error:
-        problems = []
-        for item in error.errors(include_url=False):
-            # `wrap` validators add the class name to the location of nested errors; keep the path.
-            loc = tuple(
-                part for part in item["loc"]
-                if part not in ("ModalityChoice", "DatasetChoice", "function-wrap[_validate_with_plugin_schema()]")
-            )
-            message = item["msg"]
-            if item["type"] == "value_error":
-                message = message.removeprefix("Value error, ")
-            problems.append((_location(loc), message))
-        raise RecipeError(source, problems) from None
+        raise RecipeError(source, validation_problems(error)) from None
+
+
+def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """A pydantic error as ``(dotted path, message)`` pairs, one per problem."""
+    problems: dict[str, list[str]] = {}
+    for item in error.errors(include_url=False):
+        # `wrap` validators add the class name to the location of nested errors, and a union
+        # adds the member it tried (`list[int]`, `literal['even',...]`): keep the recipe's path,
+        # and give one problem a key whose every member failed.
+        loc = tuple(
+            part for part in item["loc"]
+            if part not in ("ModalityChoice", "DatasetChoice")
+            and not (isinstance(part, str) and "[" in part)
+        )
+        message = item["msg"]
+        if item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        messages = problems.setdefault(_location(loc), [])
+        if message not in messages:
+            messages.append(message)
+    return [(path, "; or ".join(messages)) for path, messages in problems.items()]
 
 
 def load_recipe(

@@ -83,9 +83,15 @@ def test_unknown_plugin_in_recipe_exits_2(tmp_path, toy_plugins, capsys):
     assert "data.train.0.name" in capsys.readouterr().err
 
 
+BUILTIN_PLUGINS = {"rgb", "thermal", "depth", "event", "lasher", "rgbt234", "rgbt210", "gtot", "vtuav",
+                   "depthtrack", "visevent", "folder", "synthetic"}
+
+
 def test_plugins_lists_every_installed_builtin(capsys, monkeypatch):
     monkeypatch.delenv("MMTRACK_KD_PLUGINS", raising=False)
     builtin = [ep.name for ep in metadata.entry_points(group="mmtrack_kd") if ep.dist and ep.dist.name == "mmtrack-kd"]
+    # every built-in arrives through the entry-point group (none is imported by name)
+    assert set(builtin) == BUILTIN_PLUGINS
     status = main(["plugins"])
     out = capsys.readouterr().out
     assert status == 0, out
@@ -95,3 +101,21 @@ def test_plugins_lists_every_installed_builtin(capsys, monkeypatch):
     for name in builtin:
         info = next(info for info in registry.plugins if info.name == name)
         assert info.distribution == "mmtrack-kd" and not info.error and info.registers
+
+
+def test_unusable_device_is_one_message(tmp_path):
+    """--device names a device this machine lacks, or none at all: one message, exit 2."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_cli("benchmark", "--what", "speed", "--recipe", "recipes/demo-rgbt.yaml", "--device", "cuda")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--device is cuda but no CUDA device is available" in result.stderr
+
+
+def test_synth_option_errors_name_the_flag(tmp_path):
+    result = run_cli("synth", "--root", str(tmp_path / "data"), "--frames", "1", "--workers", "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--frames" in result.stderr and "--workers" in result.stderr
+    assert not (tmp_path / "data").exists()

@@ -166,9 +166,15 @@ def test_misspelt_hook_is_reported_with_a_suggestion(caplog):
     assert "did you mean 'mmtrack_kd_register_modalities'" in failure.error
 
 
-def test_registering_something_that_is_not_an_adapter_is_an_error():
-    with pytest.raises(PluginError, match="not a subclass of mmtrack_kd.data.modality.ModalityAdapter"):
-        load_registry(only=[], extra_plugins=[("bad", modality_plugin(dict))])
+def test_registering_something_that_is_not_an_adapter_withdraws_that_plugin_only():
+    good = modality_plugin(make_adapter("thermal"))
+    registry = load_registry(only=[], extra_plugins=[("bad", modality_plugin(dict)), ("good", good)])
+    assert list(registry.modalities) == ["thermal"]
+    [failure] = registry.failures
+    assert failure.name == "bad" and not failure.registers
+    assert "not a subclass of mmtrack_kd.data.modality.ModalityAdapter" in failure.error
+    with pytest.raises(PluginError, match="failed to load: bad"):
+        registry.modality("dict")
 
 
 def test_unknown_name_lists_what_is_installed_and_suggests():
@@ -196,5 +202,7 @@ def test_dataset_registration_checks_options_base():
         register(BadOptions)
 
     plugin = types.SimpleNamespace(mmtrack_kd_register_datasets=mmtrack_kd_register_datasets)
-    with pytest.raises(PluginError, match="Options must subclass mmtrack_kd.data.dataset.DatasetOptions"):
-        load_registry(only=[], extra_plugins=[("bad", plugin)])
+    registry = load_registry(only=[], extra_plugins=[("bad", plugin)])
+    assert "bad" not in registry.datasets
+    [failure] = registry.failures
+    assert "Options must subclass mmtrack_kd.data.dataset.DatasetOptions" in failure.error

@@ -115,6 +115,21 @@ def test_layers_beyond_depth(tmp_path, registry):
         load_recipe(write(tmp_path, text), registry=registry)
 
 
+def test_a_union_key_is_one_problem_at_the_recipe_path(tmp_path, registry):
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, GOOD.replace("layers: [2, 4]", "layers: odd")), registry=registry)
+    found = problems(error)
+    assert list(found) == ["distill.feature.layers"]
+    assert "valid list" in found["distill.feature.layers"] and "'even'" in found["distill.feature.layers"]
+
+
+def test_mplt_quirk_without_its_parts_points_at_the_prompter(tmp_path, registry):
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, GOOD), ["teacher.prompter.mplt_compat=true",
+                                            "teacher.prompter.history=false"], registry=registry)
+    assert "mplt_compat needs history" in problems(error)["teacher.prompter"]
+
+
 def test_overrides_apply_before_validation(tmp_path, registry):
     overrides = [
         "teacher.optim.lr=1e-4",

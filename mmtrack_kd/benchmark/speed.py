@@ -31,6 +31,7 @@ from torch import nn
 
 from mmtrack_kd.benchmark.gemm import gemm_peak
 from mmtrack_kd.benchmark.params import MODEL_NAMES, BenchModel, benchmark_models, model_size, ratios, recipe_sizes
+from mmtrack_kd.engine.distributed import choose_device
 from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import Recipe
 from mmtrack_kd.tracking.tracker import CropSettings, Tracker
@@ -132,6 +133,7 @@ def tracker_fps(
     frame_size: tuple[int, int] = (480, 640),
     crop: CropSettings | None = None,
     keep_ratio: float | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """End-to-end tracker speed on frames in memory: ``{"fps", "frame": LatencyStats dict, ...}``.
 
@@ -140,7 +142,7 @@ def tracker_fps(
     ``frames`` calls of :meth:`Tracker.track` are timed (CUDA synchronised after each).
     """
     device = torch.device(device)
-    tracker = Tracker(model, adapters, crop, device, keep_ratio)
+    tracker = Tracker(model, adapters, crop, device, keep_ratio, precision=precision)
     height, width = frame_size
     pool = synthetic_frames(adapters, min(8, frames + warmup + 1), height, width)
     box = [width * 0.4, height * 0.4, width * 0.2, height * 0.2]
@@ -238,9 +240,7 @@ def speed_benchmark(
     Returns ``{"what": "speed", "device", "threads", "sizes", "gemm_peak", "models": {name:
     {...}}, "ratios", "prompter", "memory"}``; see :func:`mmtrack_kd.benchmark.report.render`.
     """
-    device_t = torch.device(device)
-    if device_t.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda, but torch sees no CUDA device")
+    device_t = choose_device(device, "--device")
     warmup = max(warmup, MIN_WARMUP)
     result: dict[str, Any] = {
         "what": "speed",
@@ -273,13 +273,21 @@ def speed_benchmark(
             row["tracker"] = tracker_fps(model, entry.adapters, device_t, tracker_frames, warmup, frame_size, crop)
             row["tracker_fps"] = row["tracker"]["fps"]
         if bf16:
-            row["bf16"] = _try(f"bf16 {entry.name}", lambda: _bf16_row(model, device_t, warmup, repeats))
+            row["bf16"] = _try(f"bf16 {entry.name}", lambda: _bf16_row(
+                model, entry.adapters, device_t, warmup, repeats, tracker_frames, frame_size, crop))
         if compile:
             row["compiled"] = _try(f"torch.compile {entry.name}", lambda: _compiled_row(model, device_t, warmup, repeats))
         rows[entry.name] = row
         del model
     result["models"] = rows
     result["ratios"] = ratios(rows, ("parameters", "gflops", "latency_ms", "model_fps", "tracker_fps"))
+    teacher_fps = rows.get("teacher", {}).get("tracker_fps")
+    if bf16 and teacher_fps:
+        # the optimised trackers against the plain float32 teacher: the target's comparison
+        result["bf16_vs_fp32_teacher"] = {
+            name: row["bf16"]["tracker_fps"] / teacher_fps
+            for name, row in rows.items() if "tracker_fps" in row.get("bf16", {})
+        }
     if prompter and "teacher" in names:
         log.info("prompter layers: Conv2d vs Linear")
         result["prompter"] = prompter_comparison(entries[names.index("teacher")], device_t, warmup, repeats)
@@ -291,10 +299,16 @@ def speed_benchmark(
     return result
 
 
-def _bf16_row(model: nn.Module, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
+def _bf16_row(model: nn.Module, adapters: Any, device: torch.device, warmup: int, repeats: int,
+              tracker_frames: int, frame_size: tuple[int, int], crop: CropSettings) -> dict[str, Any]:
     latency = measure_latency_stats(model, device, warmup, repeats, autocast_dtype=torch.bfloat16)
-    return {"latency": latency.as_dict(), "latency_ms": latency.median * 1e3,
-            "deviation": box_deviation(model, device, torch.bfloat16)}  # fmt: skip
+    row = {"latency": latency.as_dict(), "latency_ms": latency.median * 1e3,
+           "deviation": box_deviation(model, device, torch.bfloat16)}  # fmt: skip
+    if tracker_frames > 0:
+        row["tracker"] = tracker_fps(model, adapters, device, tracker_frames, warmup, frame_size, crop,
+                                     precision="bf16")
+        row["tracker_fps"] = row["tracker"]["fps"]
+    return row
 
 
 def _compiled_row(model: nn.Module, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from mmtrack_kd.data.processing import (
 )
 from mmtrack_kd.data.sampler import FrameSampleMode, PairSampler
 from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
+from mmtrack_kd.errors import DataError, PluginError
 
 if TYPE_CHECKING:
     from mmtrack_kd.recipe import SamplerConfig
@@ -224,7 +224,7 @@ class PairDataset(Dataset):
         for adapter in self.adapters:
             frame = adapter.read(sequence, index)
             if frame.ndim != 3 or frame.shape[2] != adapter.channels:
-                raise ValueError(
+                raise PluginError(
                     f"modality adapter {adapter.name} returned a frame of shape {frame.shape} "
                     f"for {sequence.where} frame {index}; it declares {adapter.channels} channels "
                     "(H x W x C expected)"

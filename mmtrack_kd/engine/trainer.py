@@ -14,6 +14,7 @@ import logging
 import math
 import platform
 import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -389,8 +390,11 @@ class StageTrainer:
             )
         self.metrics = MetricsLog(self.folder, enabled=self.ctx.is_main)
         self._mark_boundary()
-        _STOP.requested = False
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        with _stop_on_signals():
+            return self._run_loop()
+
+    def _run_loop(self) -> Path:
+        """The epochs, with the save-and-stop path of an interruption."""
         try:
             while self.progress.epoch < self.optim.epochs:
                 self._train_epoch()
@@ -411,13 +415,10 @@ class StageTrainer:
                             self.stage, path, self.progress.update)
             raise KeyboardInterrupt from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
             self.metrics.close()
         return self.folder
 
     def _loader(self) -> DataLoader:
-        from mmtrack_kd.data.loader import worker_init_fn
-
         sampler = StageSampler(self.train_set, self.ctx, self.optim.batch_size,
                                self.optim.accumulate, self.optim.samples_per_epoch)
         sampler.set_epoch(self.progress.epoch)
@@ -428,7 +429,7 @@ class StageTrainer:
             batch_size=self.micro_batch,
             sampler=sampler,
             num_workers=workers,
-            worker_init_fn=worker_init_fn if workers else None,
+            worker_init_fn=_training_worker_init if workers else None,
             # A private generator: creating an iterator must not draw from the global RNG, or
             # a resumed run would see different dropout than an uninterrupted one.
             generator=torch.Generator().manual_seed(self.recipe.seed),
@@ -480,7 +481,7 @@ class StageTrainer:
                     sync = model.no_sync()
                 with sync:
                     loss, terms = self._forward_loss(batch, keep_ratio)
-                    self._check_finite(loss, terms)
+                    self._check_step(loss, terms)
                     self.scaler.scale(loss / accumulate).backward()
                 self.progress.batch_in_epoch += 1
                 for key, value in terms.items():
@@ -527,11 +528,18 @@ class StageTrainer:
         self._boundary_rng = capture_rng()
         self._boundary_progress = replace(self.progress)
 
-    def _check_finite(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
-        bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).item() else 1.0, device=self.ctx.device)
+    def _check_step(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
+        """Stop on a non-finite loss or a requested stop (SIGTERM, Ctrl-C), on every rank at the
+        same micro-batch: one collective carries both flags, so no rank is left waiting in the
+        next all-reduce for one that stopped."""
+        flags = torch.tensor([0.0 if torch.isfinite(loss.detach()).item() else 1.0,
+                              1.0 if _STOP.requested else 0.0], device=self.ctx.device)
         if self.ctx.enabled:
-            torch.distributed.all_reduce(bad)
-        if bad.item() == 0:
+            torch.distributed.all_reduce(flags)
+        non_finite, stop = (float(value) for value in flags.tolist())
+        if stop:
+            raise KeyboardInterrupt
+        if not non_finite:
             return
         shown = ", ".join(f"{key}={float(value):.6g}" for key, value in terms.items())
         last = self._last_saved or "none written yet"
@@ -550,6 +558,7 @@ class StageTrainer:
         model.eval()
         loader = DataLoader(self.val_set, batch_size=self.micro_batch, shuffle=False,
                             num_workers=self.recipe.data.workers,
+                            worker_init_fn=_training_worker_init if self.recipe.data.workers else None,
                             generator=torch.Generator().manual_seed(0))
         total, count = 0.0, 0
         for batch in loader:
@@ -591,9 +600,50 @@ class _StopFlag:
 _STOP = _StopFlag()
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _request_stop(signum: int, frame: Any) -> None:
+    """SIGTERM / SIGINT during training: the first asks the loop to stop at its next micro-batch
+    (it saves the last completed update); a second stops at once.
+
+    The first signal only sets a flag. Raising from a handler lands wherever the main thread is,
+    and where that is inside a hook whose exceptions Python ignores (logging's at-fork lock
+    release while DataLoader workers start, a ``__del__``) the KeyboardInterrupt is printed and
+    lost, and the run trains on. DataLoader workers install it too (:func:`_training_worker_init`).
+    """
+    if _STOP.requested:
+        raise KeyboardInterrupt
     _STOP.requested = True
-    raise KeyboardInterrupt
+
+
+def _training_worker_init(worker_id: int) -> None:
+    """A training DataLoader worker: seeded as every loader's, and deferring SIGTERM / SIGINT to
+    the main process. torch's workers die on SIGTERM, and a pre-emption signal sent to the whole
+    process group would then kill them under the main process, whose next batch fails with
+    "DataLoader worker killed"; here the first signal is noted and ignored, the main process
+    stops at its next micro-batch and shuts the workers down (a second signal still stops them,
+    and a worker whose main process is gone exits by torch's own watchdog)."""
+    from mmtrack_kd.data.loader import worker_init_fn
+
+    worker_init_fn(worker_id)
+    _STOP.requested = False
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, _request_stop)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Route SIGTERM and SIGINT to :func:`_request_stop` while a stage trains (main thread only:
+    Python delivers signals there, and elsewhere the caller keeps its own handling)."""
+    _STOP.requested = False
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _request_stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        _STOP.requested = False
 
 
 class _ProgressBar:

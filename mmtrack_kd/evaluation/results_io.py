@@ -80,9 +80,25 @@ def _format_values(values: np.ndarray) -> list[str]:
     return ["nan" if np.isnan(v) else repr(float(v)) for v in values]
 
 
-def otb_result_path(tracker_dir: str | os.PathLike[str], sequence: str) -> Path:
-    """``<tracker_dir>/<sequence>.txt``."""
-    return Path(tracker_dir) / f"{sequence}.txt"
+def otb_result_path(tracker_dir: str | os.PathLike[str], sequence: str, prefix: str = "") -> Path:
+    """``<tracker_dir>/<prefix><sequence>.txt`` (published raw results are often named
+    ``<tracker>_<sequence>.txt``: ``prefix="<tracker>_"``, as the ``rgbt`` package's ``prefix``)."""
+    return Path(tracker_dir) / f"{prefix}{sequence}.txt"
+
+
+BoxFormat = Literal["xywh", "ltrb"]
+
+
+def boxes_to_xywh(boxes: np.ndarray, box_format: BoxFormat) -> np.ndarray:
+    """Boxes as ``x,y,w,h`` (left, top, width, height) from ``box_format``: ``xywh`` as is, or
+    ``ltrb`` corners ``x1,y1,x2,y2`` (width ``x2 - x1``, as the ``rgbt`` package converts them)."""
+    if box_format == "xywh":
+        return boxes
+    if box_format == "ltrb":
+        out = boxes.copy()
+        out[:, 2:] = boxes[:, 2:] - boxes[:, :2]
+        return out
+    raise ValueError(f"unknown box format {box_format!r} (xywh or ltrb)")
 
 
 def write_otb_result(path: str | os.PathLike[str], boxes: np.ndarray) -> Path:
@@ -222,9 +238,11 @@ def read_otb_result(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def read_otb_results(
-    tracker_dir: str | os.PathLike[str], sequences: Iterable[str]
+    tracker_dir: str | os.PathLike[str], sequences: Iterable[str], prefix: str = "",
+    box_format: BoxFormat = "xywh",
 ) -> dict[str, np.ndarray]:
-    """Read ``<tracker_dir>/<sequence>.txt`` for each sequence.
+    """Read ``<tracker_dir>/<prefix><sequence>.txt`` for each sequence, as ``x,y,w,h`` boxes
+    (converted from ``box_format``).
 
     Raises:
         DataError: a sequence's file is missing (the message names the expected path) or
@@ -232,10 +250,10 @@ def read_otb_results(
     """
     out = {}
     for name in sequences:
-        path = otb_result_path(tracker_dir, name)
+        path = otb_result_path(tracker_dir, name, prefix)
         if not path.is_file():
             raise DataError(f"{path}: no result for sequence {name!r} (expected this file)")
-        out[name] = read_otb_result(path)
+        out[name] = boxes_to_xywh(read_otb_result(path), box_format)
     return out
 
 
@@ -368,11 +386,12 @@ def read_vot_longterm_results(
 
 
 def result_files(
-    tracker_dir: str | os.PathLike[str], sequences: Iterable[str], layout: Layout = "otb"
+    tracker_dir: str | os.PathLike[str], sequences: Iterable[str], layout: Layout = "otb",
+    prefix: str = "",
 ) -> dict[str, Path]:
     """Sequence name -> its box file in ``layout`` (for error messages); VOT: the text file."""
     if layout == "otb":
-        return {name: otb_result_path(tracker_dir, name) for name in sequences}
+        return {name: otb_result_path(tracker_dir, name, prefix) for name in sequences}
     if layout == "vot-longterm":
         return {name: vot_longterm_files(tracker_dir, name).boxes for name in sequences}
     raise ValueError(f"unknown result layout {layout!r}")

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from mmtrack_kd.engine.distributed import choose_device
 from mmtrack_kd.errors import DataError, MmtrackError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.result import ProtocolResult
 from mmtrack_kd.evaluation.results_io import (
+    BoxFormat,
     finished_sequences,
     write_otb_result,
     otb_result_path,
@@ -82,10 +84,11 @@ def resolve_targets(target: str | os.PathLike[str]) -> list[TrackerTarget]:
     return targets
 
 
-def _variant_name(name: str, keep_ratio: float | None, hann: bool) -> str:
+def _variant_name(name: str, keep_ratio: float | None, hann: bool, precision: str = "fp32") -> str:
     """The results folder name of a tracker run with non-default inference settings, so a
     resumed evaluation never mixes boxes tracked with other settings."""
-    return name + (f"-keep{keep_ratio:g}" if keep_ratio is not None else "") + ("" if hann else "-nohann")
+    return (name + (f"-keep{keep_ratio:g}" if keep_ratio is not None else "") + ("" if hann else "-nohann")
+            + ("" if precision == "fp32" else f"-{precision}"))
 
 
 def _recipe_of(target: Path) -> Any | None:
@@ -193,14 +196,15 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(checkpoint: str, device: str, threads: int, keep_ratio: float | None = None,
-                 hann: bool = True) -> None:
+                 hann: bool = True, precision: str = "fp32") -> None:
     """Per-process set-up: thread budget and one tracker built from the checkpoint file."""
     import torch
 
     from mmtrack_kd.tracking import Tracker
 
     torch.set_num_threads(max(1, threads))
-    _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device, keep_ratio=keep_ratio, hann=hann)
+    _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device, keep_ratio=keep_ratio, hann=hann,
+                                                 precision=precision)
 
 
 def _track_one(dataset: Any, name: str, tracker_dir: str, layout: str) -> tuple[str, int, float]:
@@ -241,6 +245,7 @@ def evaluate_checkpoint(
     progress: bool = True,
     keep_ratio: float | None = None,
     hann_window: bool = True,
+    precision: str = "fp32",
 ) -> dict[str, ProtocolResult]:
     """Track every sequence of each dataset with one checkpoint, then score.
 
@@ -259,6 +264,7 @@ def evaluate_checkpoint(
         progress: show a rich progress bar.
         keep_ratio: candidate-elimination keep ratio at inference (default: the checkpoint's).
         hann_window: weight the score map with the Hann window before the peak (OSTrack).
+        precision: ``"fp32"`` or ``"bf16"`` (the model under bfloat16 autocast).
 
     Returns:
         Dataset name -> :class:`ProtocolResult` of the dataset's protocol.
@@ -286,7 +292,7 @@ def evaluate_checkpoint(
         with _progress(progress) as bar:
             task = bar.add_task(f"{tracker_name}", total=len(jobs))
             if workers == 1:
-                _init_worker(str(checkpoint), device, threads, keep_ratio, hann_window)
+                _init_worker(str(checkpoint), device, threads, keep_ratio, hann_window, precision)
                 try:
                     for dataset, seq, folder, layout, label in jobs:
                         _track_one(dataset, seq, folder, layout)
@@ -298,7 +304,7 @@ def evaluate_checkpoint(
                     max_workers=min(workers, len(jobs)),
                     mp_context=get_context("spawn"),
                     initializer=_init_worker,
-                    initargs=(str(checkpoint), device, threads, keep_ratio, hann_window),
+                    initargs=(str(checkpoint), device, threads, keep_ratio, hann_window, precision),
                 ) as pool:
                     futures = {pool.submit(_track_one, d, s, f, lay): (label, s)
                                for d, s, f, lay, label in jobs}
@@ -313,7 +319,8 @@ def evaluate_checkpoint(
 
 
 def score_folders(
-    results_dirs: Sequence[str | os.PathLike[str]], dataset: Any
+    results_dirs: Sequence[str | os.PathLike[str]], dataset: Any, prefix: str = "",
+    box_format: BoxFormat = "xywh",
 ) -> dict[str, ProtocolResult]:
     """Score existing result folders (ours or published raw results) on ``dataset``'s
     sequences, from annotations alone (no frames are read).
@@ -322,6 +329,10 @@ def score_folders(
         results_dirs: tracker folders holding ``<seq>.txt`` or ``longterm/<seq>/``; each is
             reported under its folder name (``<parent>/<name>`` when names repeat).
         dataset: the dataset plugin instance.
+        prefix: result files are ``<prefix><seq>.txt``; ``{tracker}`` in it stands for each
+            folder's name (published raw results such as ``MANet/MANet_afterrain.txt``:
+            ``--prefix '{tracker}_'``).
+        box_format: ``xywh`` (left, top, width, height) or ``ltrb`` corners.
 
     Raises:
         DataError: a missing or malformed result file (the message names it).
@@ -334,7 +345,9 @@ def score_folders(
         if not path.is_dir():
             raise DataError(f"{path}: result folder not found")
         key = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
-        out[key] = score_results_folder(_protocol(dataset), path, gts)
+        out[key] = score_results_folder(_protocol(dataset), path, gts,
+                                        prefix=prefix.replace("{tracker}", path.name),
+                                        box_format=box_format)
     return out
 
 
@@ -352,6 +365,9 @@ def run_evaluate(
     device: str | None = None,
     plots: bool = True,
     keep_ratio: float | None = None,
+    prefix: str = "",
+    box_format: BoxFormat = "xywh",
+    precision: str = "fp32",
 ) -> int:
     """``mmtrack-kd evaluate``: track and score a run or checkpoint, or score ``--results``.
 
@@ -365,19 +381,19 @@ def run_evaluate(
     from mmtrack_kd.evaluation.report import print_report, write_json
     from mmtrack_kd.evaluation.published import comparison_table
 
+    if (prefix or box_format != "xywh") and not results:
+        raise MmtrackError("--prefix and --box-format describe --results folders; add --results DIR")
     if results:
         if not dataset:
             raise MmtrackError("--results needs --dataset NAME (the dataset the folders were run on)")
         (name, plugin), = resolve_datasets([dataset], target, root)
-        scored = {name: score_folders(results, plugin)}
+        scored = {name: score_folders(results, plugin, prefix, box_format)}
         out_dir = Path(out) if out is not None else Path("eval")
     else:
         if target is None:
             raise MmtrackError("evaluate needs a run folder or checkpoint (or --results DIR...)")
-        if device is None:
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        # checked here, before any worker starts: a bad --device is one message, not one per worker
+        device = str(choose_device("auto" if device is None else device, "--device"))
         targets = resolve_targets(target)
         entries = resolve_datasets(datasets, target, root)
         recipe = _recipe_of(Path(target))
@@ -388,11 +404,11 @@ def run_evaluate(
             Path(target) / "eval" if Path(target).is_dir() else Path("eval"))
         scored = {name: {} for name, _ in entries}
         for tracker in targets:
-            label = _variant_name(tracker.name, keep_ratio, hann)
+            label = _variant_name(tracker.name, keep_ratio, hann, precision)
             for name, result in evaluate_checkpoint(
                 tracker.checkpoint, entries, out_dir / "results", workers, device,
                 label, keep_ratio=keep_ratio,
-                hann_window=hann,
+                hann_window=hann, precision=precision,
             ).items():
                 scored[name][label] = result
         for name, _ in entries:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
+from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.protocols import NEEDS_CONFIDENCE, score
 from mmtrack_kd.evaluation.result import ProtocolResult
 from mmtrack_kd.evaluation.results_io import (
+    BoxFormat,
     Layout,
     read_otb_results,
     read_vot_longterm_results,
@@ -26,6 +28,8 @@ def score_results_folder(
     tracker_dir: str | os.PathLike[str],
     ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
     attributes: bool = True,
+    prefix: str = "",
+    box_format: BoxFormat = "xywh",
 ) -> ProtocolResult:
     """Read a tracker's result files for the given sequences and score them.
 
@@ -35,6 +39,9 @@ def score_results_folder(
             DepthTrack.
         ground_truths: the sequences to score.
         attributes: also score each attribute's subset.
+        prefix: OTB-style files are ``<prefix><seq>.txt`` (published raw results often carry
+            the tracker's name).
+        box_format: OTB-style boxes as ``xywh`` or ``ltrb`` corners.
 
     Raises:
         DataError: a missing or malformed result file (named), or a result shorter than its
@@ -47,10 +54,13 @@ def score_results_folder(
     )
     names = [gt.name for gt in gts]
     layout = layout_for(protocol)
-    files = result_files(tracker_dir, names, layout)
+    files = result_files(tracker_dir, names, layout, prefix)
     if layout == "otb":
-        return score(protocol, read_otb_results(tracker_dir, names), gts, files=files,
-                     attributes=attributes)
+        return score(protocol, read_otb_results(tracker_dir, names, prefix, box_format), gts,
+                     files=files, attributes=attributes)
+    if prefix or box_format != "xywh":
+        raise MmtrackError(f"{protocol}: results are in the VOT long-term layout; --prefix and "
+                           "--box-format apply to OTB-style result files only")
     results = read_vot_longterm_results(tracker_dir, names)
     return score(
         protocol,

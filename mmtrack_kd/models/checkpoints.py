@@ -19,6 +19,7 @@ Files are always read with ``torch.load(path, map_location="cpu", weights_only=T
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -35,6 +36,8 @@ from torch import Tensor, nn
 
 from mmtrack_kd.errors import CheckpointError
 from mmtrack_kd.models.build import MODEL_KINDS, build_model
+
+logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "mmtrack-kd"
 StateDict = dict[str, Tensor]
@@ -255,16 +258,56 @@ CONVERTERS: dict[str, Callable[[Mapping[str, Tensor], nn.Module, Log], StateDict
 # -- reading and detecting --------------------------------------------------------------------
 
 
+class ForeignObject:
+    """Inert stand-in for an object another code base pickled beside its weights.
+
+    OSTrack's (pytracking's) trainer saves its ``settings``, ``stats`` meters and ``constructor``
+    next to ``net``; ``weights_only=True`` refuses their classes, and importing that code base to
+    unpickle them is what ``weights_only`` exists to prevent. Each such global is read as this
+    class instead: it is called or built with the pickled arguments and state, keeps them as
+    data, and runs nothing.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _foreign_globals(path: Path) -> list[str]:
+    """The globals of a checkpoint that ``weights_only`` loading does not allow."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip checkpoint, or unreadable: the first error says enough
+        return []
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file."""
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file.
+
+    Objects of classes the file's own code base pickled (OSTrack's training settings and
+    statistics) are read as inert :class:`ForeignObject` placeholders, never by importing or
+    running that code; only the tensors are used.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    readable = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({first})") from error
+    except readable as error:
+        foreign = _foreign_globals(path) if isinstance(error, pickle.UnpicklingError) else []
+        try:
+            if not foreign:
+                raise
+            with torch.serialization.safe_globals([(ForeignObject, name) for name in foreign]):
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except readable as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({first})") from error
+        logger.info("checkpoint %s: %d pickled objects of other code read as inert placeholders (%s)",
+                 path, len(foreign), ", ".join(foreign))
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"checkpoint {path}: holds a {type(checkpoint).__name__}, not a dict of weights")
     return checkpoint
@@ -362,7 +405,10 @@ def _fit_to_model(state: StateDict, model: nn.Module, source: str, log: list[str
             fitted[key] = value
         elif key in ("backbone.pos_embed_z", "backbone.pos_embed_x") and value.shape[-1] == want.shape[-1]:
             grid = model.backbone.template_grid if key.endswith("_z") else model.backbone.search_grid
-            fitted[key] = resize_pos_embed(value, grid)
+            try:
+                fitted[key] = resize_pos_embed(value, grid)
+            except ValueError as error:
+                raise CheckpointError(f"checkpoint {source}: key {key}: {error}") from None
             log.append(f"{key} resized (bicubic) from {value.shape[1]} to {want.shape[1]} tokens")
         elif value.shape[2:] == (1, 1) and value.shape[:2] == want.shape:  # conv2d 1x1 -> linear
             fitted[key] = value.flatten(1)
@@ -431,7 +477,10 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = Fa
     source = str(path)
     format, state = detect_format(checkpoint, f"checkpoint {source}")
     log: list[str] = []
-    converted = CONVERTERS[format](state, model, log)
+    try:
+        converted = CONVERTERS[format](state, model, log)
+    except ValueError as error:  # e.g. a position embedding that is no grid of tokens
+        raise CheckpointError(f"checkpoint {source} ({format} layout): {error}") from None
     return load_state(model, converted, source, format, log, strict)
 
 

@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
-import torch
 
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.errors import DataError, MmtrackError
@@ -205,6 +204,7 @@ def track(
     device: str | None = None,
     registry: Any = None,
     on_frame: Callable[[int, int | None], None] | None = None,
+    precision: str = "fp32",
 ) -> TrackRun:
     """Track one object from ``init`` through the RGB (and auxiliary) stream.
 
@@ -216,6 +216,7 @@ def track(
         init: first-frame box ``"X,Y,W,H"`` in pixels.
         out: output folder (created).
         device: ``"cuda"`` when available and ``"cpu"`` otherwise, unless given.
+        precision: ``"fp32"``, or ``"bf16"`` for the model under bfloat16 autocast.
         registry: plugin registry for the adapters (the installed plugins by default).
         on_frame: called as ``on_frame(frames_done, total_or_None)`` after every frame.
 
@@ -224,8 +225,8 @@ def track(
         files and streams of different lengths or sizes; CheckpointError for the checkpoint.
     """
     box = parse_box(init)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tracker = Tracker.from_checkpoint(checkpoint, device=device, registry=registry)
+    tracker = Tracker.from_checkpoint(checkpoint, device=device or "auto", registry=registry,
+                                      precision=precision)
     streams = [FrameStream(Path(rgb), tracker.adapters[0], "rgb")]
     if tracker.num_modalities > 1:
         if aux is None:

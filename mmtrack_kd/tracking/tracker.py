@@ -25,11 +25,12 @@ in a crop maps back by the exact inverse of the mapping that made the crop; OSTr
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Sequence as SequenceOf
+from typing import Any, Literal, Mapping, NamedTuple, Sequence as SequenceOf
 
 import numpy as np
 import torch
@@ -38,11 +39,15 @@ from torch import Tensor, nn
 from mmtrack_kd.data.crop import clip_box, crop_frames, crop_window, map_box_back
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
+from mmtrack_kd.engine.distributed import choose_device
 from mmtrack_kd.errors import CheckpointError, DataError, PluginError
 from mmtrack_kd.models.head import boxes_at
 
 #: OSTrack's ``clip_box`` margin at test time: a box keeps at least this many pixels inside.
 CLIP_MARGIN = 10.0
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 # -- the Hann window and the windowed decode --------------------------------------------------
@@ -129,6 +134,11 @@ class Tracker:
         device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
         keep_ratio: candidate-elimination keep ratio for ``model.track`` (None: the model's
             configured one; models without elimination ignore it).
+        hann: weight the score map with a Hann window before taking its peak.
+        precision: ``"fp32"``, or ``"bf16"`` to run the model under bfloat16 autocast (faster
+            on CPUs with AVX-512 BF16 / AMX and on GPUs; the peak and the box are still decoded
+            in float32). ``mmtrack-kd benchmark --what speed --bf16`` shows how far its boxes
+            move from float32's.
 
     Frames passed to :meth:`initialize` and :meth:`track` are what the adapters' ``read``
     returns: one ``H x W x C_m`` float32 array per modality, all of the same ``H x W``.
@@ -142,7 +152,11 @@ class Tracker:
         device: str | torch.device = "cpu",
         keep_ratio: float | None = None,
         hann: bool = True,
+        precision: Precision = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+        self.precision = precision
         self.adapters = list(adapters)
         self.num_modalities = int(model.num_modalities)
         if len(self.adapters) != self.num_modalities:
@@ -150,7 +164,7 @@ class Tracker:
                 f"{len(self.adapters)} modality adapters ({', '.join(a.name for a in self.adapters)}) "
                 f"for a model of {self.num_modalities} modalities"
             )
-        self.device = torch.device(device)
+        self.device = choose_device(device, "--device")
         self.model = model.to(self.device).eval()
         self.crop = crop if crop is not None else CropSettings.for_model(model)
         self.keep_ratio = keep_ratio
@@ -183,6 +197,7 @@ class Tracker:
         registry: Any = None,
         keep_ratio: float | None = None,
         hann: bool = True,
+        precision: Precision = "fp32",
     ) -> "Tracker":
         """A tracker from one mmtrack-kd checkpoint file: model, adapters and crop geometry.
 
@@ -200,7 +215,7 @@ class Tracker:
         crop = info.get("crop")
         if crop is not None and not isinstance(crop, Mapping):
             raise CheckpointError(f"checkpoint {path}: 'crop' is a {type(crop).__name__}, not a mapping")
-        return cls(model, adapters, CropSettings.for_model(model, crop), device, keep_ratio, hann)
+        return cls(model, adapters, CropSettings.for_model(model, crop), device, keep_ratio, hann, precision)
 
     # -- tracking -----------------------------------------------------------------------------
 
@@ -226,6 +241,11 @@ class Tracker:
             tensors.append(((tensor.permute(2, 0, 1) - mean) / std).unsqueeze(0))
         return tensors
 
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     @property
     def modalities(self) -> str:
         """``"rgb+thermal"``: the adapters' names, for messages."""
@@ -239,7 +259,7 @@ class Tracker:
         self._check_frames(frames)
         box = np.asarray(box_xywh, dtype=np.float64).reshape(4)
         window = crop_window(box, self.crop.template_factor, self.crop.template_size)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             self.model.set_template(self._tensors(crop_frames(frames, window)))
         self.state = box
 
@@ -255,11 +275,13 @@ class Tracker:
         height, width = self._check_frames(frames)
         window = crop_window(self.state, self.crop.search_factor, self.crop.search_size)
         with torch.inference_mode():
-            out = self.model.track(self._tensors(crop_frames(frames, window)), keep_ratio=self.keep_ratio)
+            with self._autocast():
+                out = self.model.track(self._tensors(crop_frames(frames, window)), keep_ratio=self.keep_ratio)
             if self.window is None or self.window.shape != out.score_map.shape[-2:]:
                 shape = out.score_map.shape[-2:]
                 self.window = (hann_window(*shape) if self.hann else torch.ones(*shape)).to(self.device)
-            boxes, scores = windowed_peak(out.score_map, out.size_map, out.offset_map, self.window)
+            boxes, scores = windowed_peak(out.score_map.float(), out.size_map.float(),
+                                          out.offset_map.float(), self.window)
             cx, cy, w, h = boxes[0].double().cpu().numpy()
             confidence = float(scores[0])
         in_crop = np.array([cx - 0.5 * w, cy - 0.5 * h, w, h])

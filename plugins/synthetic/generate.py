@@ -241,7 +241,9 @@ def _run_in_processes(root: Path, layout: str, tasks: list[tuple[str, int]], gen
             out.close()
             err.close()
     if failures:
-        raise RuntimeError("synthetic generation worker failed:\n" + "\n".join(failures[0]))
+        raise DataError(f"synthetic {layout} data in {root}: a generation worker failed "
+                        f"({len(failures)} of {len(processes)}); its last output:\n"
+                        + "\n".join(failures[0]))
     return [s for s in summaries if s is not None]
 
 

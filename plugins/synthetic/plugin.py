@@ -22,9 +22,12 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from mmtrack_kd.data.dataset import DatasetPlugin, root_variable
 from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
+from mmtrack_kd.errors import DataError, RecipeError
+from mmtrack_kd.recipe import validation_problems
 from plugins.synthetic.generate import GenerationReport, ensure_generated, load_truth
 from plugins.synthetic.layouts import LASHER_ATTRIBUTES, WRITERS
 from plugins.synthetic.options import FINGERPRINT_FIELDS, SyntheticOptions
@@ -40,6 +43,9 @@ def recipe_entry(options: SyntheticOptions) -> str:
         if key != "layout" and current[key] != defaults[key]:
             parts.append(f"{key}: {json.dumps(current[key])}")
     return "{" + ", ".join(parts) + "}"
+
+# `mmtrack-kd synth` flags whose option field has another name (the rest are `--<field>`).
+_SYNTH_FLAGS = {"n_train": "--sequences", "n_test": "--test-sequences", "on_mismatch": "--force"}
 
 
 class SyntheticDataset(DatasetPlugin):
@@ -184,17 +190,22 @@ class SyntheticDataset(DatasetPlugin):
             return [f"wrote the synthetic-data contact sheet {path}"]
         if root is None:
             root = Path("data") / f"synthetic-{layout}"
-        options = SyntheticOptions(
-            root=Path(root),
-            layout=layout,  # type: ignore[arg-type]
-            n_train=sequences,
-            n_test=sequences if test_sequences is None else test_sequences,
-            frames=frames,
-            width=width,
-            height=height,
-            seed=seed,
-            workers=workers,
-            on_mismatch="regenerate" if force else "error",
-        )
+        try:
+            options = SyntheticOptions(
+                root=Path(root),
+                layout=layout,  # type: ignore[arg-type]
+                n_train=sequences,
+                n_test=sequences if test_sequences is None else test_sequences,
+                frames=frames,
+                width=width,
+                height=height,
+                seed=seed,
+                workers=workers,
+                on_mismatch="regenerate" if force else "error",
+            )
+        except ValidationError as error:
+            problems = [(_SYNTH_FLAGS.get(path, "--" + path.replace("_", "-")), message)
+                        for path, message in validation_problems(error)]
+            raise RecipeError("mmtrack-kd synth", problems, what="options of") from None
         report = ensure_generated(Path(root), options)
         return [report.message, f"recipe dataset entry: {recipe_entry(options)}"]

@@ -146,6 +146,26 @@ def test_missing_result_file_is_named(tmp_path, lasher_data):
         score_folders([folder], lasher_data)
 
 
+def test_published_results_with_a_tracker_prefix_and_corner_boxes(tmp_path, lasher_data):
+    """Raw results as some papers publish them: ``MANet/MANet_<seq>.txt`` with x1,y1,x2,y2
+    corners score exactly as the same boxes written ``<seq>.txt`` in x,y,w,h."""
+    plain, published = tmp_path / "plain" / "MANet", tmp_path / "published" / "MANet"
+    rng = np.random.default_rng(0)
+    for name in lasher_data.list_sequences():
+        boxes = lasher_data.load_groundtruth(name).boxes.astype(np.float64)
+        boxes = boxes + rng.normal(0, 2, boxes.shape)  # not the ground truth itself
+        for folder, rows, stem in ((plain, boxes, name),
+                                   (published, np.c_[boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], f"MANet_{name}")):
+            folder.mkdir(parents=True, exist_ok=True)
+            np.savetxt(folder / f"{stem}.txt", rows, delimiter=",", fmt="%.4f")
+    expected = score_folders([plain], lasher_data)["MANet"].scores
+    got = score_folders([published], lasher_data, prefix="{tracker}_", box_format="ltrb")["MANet"].scores
+    assert got == pytest.approx(expected, abs=1e-9)
+    assert expected["SR"] < 0.99  # the noise counts: the comparison is not trivially 1 = 1
+    with pytest.raises(DataError, match="MANet/" + lasher_data.list_sequences()[0] + ".txt"):
+        score_folders([published], lasher_data)  # without the prefix: the file it expected is named
+
+
 def test_resolve_targets_of_a_run_folder(tmp_path):
     run = tmp_path / "runs" / "tiny"
     write_checkpoint(run / "student" / "best.pt")

@@ -193,3 +193,68 @@ def test_load_model_from_foreign_checkpoint_is_refused(tmp_path, tiny, random_we
                 "model": {"x": torch.zeros(1)}}, bad)
     with pytest.raises(CheckpointError, match="colour"):
         load_model_from_checkpoint(bad)
+
+
+def test_ostrack_training_checkpoint_with_pickled_settings_loads_without_running_them(
+        tmp_path, tiny, inputs, random_weights, monkeypatch):
+    """OSTrack's released files are its trainer's checkpoints: beside ``net`` they pickle the
+    training ``settings`` and ``stats`` objects of its own code base. They load with
+    ``weights_only=True``: those objects become inert placeholders; their code is neither
+    imported nor run (a ``__reduce__`` that would call a function is not executed)."""
+    import collections
+    import sys
+    import types
+
+    from mmtrack_kd.models.checkpoints import ForeignObject, read_checkpoint
+
+    ran = []
+    module = types.ModuleType("lib.train.admin.settings")
+
+    class Settings:
+        def __init__(self):
+            self.batch_size = 32
+            self.env = types.SimpleNamespace(workspace_dir="/data/OSTrack")
+
+    def record(what):
+        ran.append(what)
+
+    class StatValue:
+        def __reduce__(self):
+            return (record, ("executed",))
+
+    for item in (Settings, StatValue, record):
+        item.__module__ = module.__name__
+        item.__qualname__ = item.__name__
+        setattr(module, item.__name__, item)
+    packages = ["lib", "lib.train", "lib.train.admin"]
+    for name in packages:
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    reference, plain = _ostrack_file(tmp_path, tiny, random_weights)
+    state = torch.load(plain, weights_only=True)
+    state.update(settings=Settings(), stats=collections.OrderedDict(train={"Loss": StatValue()}),
+                 constructor=None, net_info=None, actor_type="OSTrackActor")
+    path = tmp_path / "OSTrack_ep0300_full.pth.tar"
+    torch.save(state, path)
+    for name in [*packages, module.__name__]:  # as on a machine without OSTrack's code
+        monkeypatch.delitem(sys.modules, name)
+
+    checkpoint = read_checkpoint(path)
+    assert ran == []
+    assert isinstance(checkpoint["settings"], ForeignObject)
+    assert isinstance(checkpoint["stats"]["train"]["Loss"], ForeignObject)
+    model = OneStreamStudent(**tiny, num_modalities=1).eval()
+    report = load_pretrained(model, path, strict=True)
+    assert report.format == "ostrack" and report.complete
+    templates, searches = inputs(aux_chans=None)
+    with torch.no_grad():
+        assert torch.equal(model(templates, searches).boxes, reference(templates, searches).boxes)
+
+
+def test_position_embedding_that_is_no_grid_names_the_file(tmp_path, tiny):
+    state = _vit_state(tiny)
+    state["pos_embed"] = torch.randn(1, 1 + 50, 64)  # 50 tokens: no square grid
+    path = tmp_path / "odd_vit.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError, match="odd_vit.pth.*square grid"):
+        load_pretrained(OneStreamStudent(**tiny), path)

@@ -281,3 +281,23 @@ def test_without_the_hann_window_the_raw_peak_is_read(make_checkpoint, registry,
         _, confidences[hann] = tracker.track(frames[1])
         assert bool(torch.all(tracker.window == 1)) != hann
     assert confidences[False] >= confidences[True]
+
+
+def test_bf16_precision_runs_the_model_in_bfloat16_and_decodes_in_float32(make_checkpoint, registry, scene_frames) -> None:
+    path = make_checkpoint()
+    rgb, thermal, boxes = scene_frames(4)
+    frames = [[r.astype(np.float32) / 255, np.repeat(t[:, :, None], 3, 2).astype(np.float32) / 255]
+              for r, t in zip(rgb, thermal)]
+    tracked = {}
+    for precision in ("fp32", "bf16"):
+        tracker = Tracker.from_checkpoint(path, registry=registry, precision=precision)
+        seen = []
+        layer = tracker.model.backbone.blocks[0].attn.qkv  # a matrix product: where bf16 pays
+        handle = layer.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+        tracker.initialize(frames[0], boxes[0])
+        tracked[precision] = np.array([tracker.track(step)[0] for step in frames[1:]])
+        handle.remove()
+        assert set(seen) == {torch.bfloat16 if precision == "bf16" else torch.float32}
+        assert tracked[precision].dtype == np.float64 and np.isfinite(tracked[precision]).all()
+    with pytest.raises(ValueError, match="precision 'fp16'"):
+        Tracker.from_checkpoint(path, registry=registry, precision="fp16")
