@@ -264,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--prefix", default="",
                           help="--results files are <prefix><sequence>.txt; {tracker} stands for "
                                "the folder's name (e.g. --prefix '{tracker}_')")
-    evaluate.add_argument("--box-format", choices=["xywh", "ltrb"], default="xywh",
-                          help="--results boxes: x,y,w,h (default) or x1,y1,x2,y2 corners")
+    evaluate.add_argument("--box-format", choices=["xywh", "ltrb", "ltrb-inclusive"], default="xywh",
+                          help="--results boxes: x,y,w,h (default), x1,y1,x2,y2 corners (w = x2 - x1) "
+                               "or inclusive corners (w = x2 - x1 + 1, the rgbt package's default)")
     evaluate.add_argument("--root", type=Path, help="dataset root (else recipe or environment)")
     evaluate.add_argument("--workers", type=int, default=None,
                           help="tracker processes (default: the run's evaluate.workers, else 1)")

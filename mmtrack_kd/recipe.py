@@ -472,6 +472,12 @@ def validate_recipe(data: Any, source: str = "<recipe>", registry: Any = None) -
         raise RecipeError(source, validation_problems(error)) from None
 
 
+# The location parts pydantic adds for a union member or a wrap validator (`list[int]`,
+# `literal['even','all']`, `function-wrap[...]`, `int`): never a recipe key.
+_UNION_TAG = re.compile(r"(list|dict|set|tuple|literal|function-[a-z]+|nullable|union|tagged-union)\[.*\]"
+                        r"|int|float|str|bool|none|path|bytes")
+
+
 def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
     """A pydantic error as ``(dotted path, message)`` pairs, one per problem."""
     problems: dict[str, list[str]] = {}
@@ -482,7 +488,7 @@ def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
         loc = tuple(
             part for part in item["loc"]
             if part not in ("ModalityChoice", "DatasetChoice")
-            and not (isinstance(part, str) and "[" in part)
+            and not (isinstance(part, str) and _UNION_TAG.fullmatch(part))
         )
         message = item["msg"]
         if item["type"] == "value_error":

@@ -390,7 +390,7 @@ class StageTrainer:
             )
         self.metrics = MetricsLog(self.folder, enabled=self.ctx.is_main)
         self._mark_boundary()
-        with _stop_on_signals():
+        with _stop_on_signals(self.stage):
             return self._run_loop()
 
     def _run_loop(self) -> Path:
@@ -406,6 +406,14 @@ class StageTrainer:
             # RuntimeError while the KeyboardInterrupt is being handled: both mean "stop".
             if not (isinstance(error, KeyboardInterrupt) or _STOP.requested):
                 raise
+            if _STOP.hard:
+                # A second signal may have landed inside an update, between the optimiser step
+                # and the bookkeeping: what is in memory need not be consistent, so keep the
+                # last.pt already on disk.
+                if self.ctx.is_main:
+                    log.warning("%s: stopped at once on a second signal; not saved (the last "
+                                "checkpoint is %s)", self.stage, self._last_saved or "none")
+                raise KeyboardInterrupt from None
             # Weights only change at updates: save the state of the last completed one, so a
             # half-accumulated update is redone on resume rather than skipped.
             self.progress = replace(self._boundary_progress)
@@ -562,6 +570,11 @@ class StageTrainer:
                             generator=torch.Generator().manual_seed(0))
         total, count = 0.0, 0
         for batch in loader:
+            # A stop asked for during validation is not kept waiting for all of it (one process
+            # only: under DDP, rank 0 validates alone while the others wait in the barrier, and
+            # every rank stops together at the next micro-batch instead).
+            if _STOP.requested and not self.ctx.enabled:
+                raise KeyboardInterrupt
             batch = to_device(batch, self.ctx.device)
             output = model(batch["template"], batch["search"])
             loss, _ = self.tracking_loss(loss_inputs(output), batch)
@@ -577,10 +590,11 @@ class StageTrainer:
             val_loss = self.validate()
         self.progress.epoch += 1
         self.progress.batch_in_epoch = 0
-        self._boundary_progress = replace(self.progress)
         improved = not math.isnan(val_loss) and val_loss < self.progress.best_val
         if improved:
             self.progress.best_val = val_loss
+        # after best_val: a stop before the next update saves this epoch's best loss too
+        self._boundary_progress = replace(self.progress)
         self.metrics.write({"event": "epoch", "epoch": self.progress.epoch, "update": self.progress.update,
                             "samples": self.progress.samples, "val_loss": val_loss})
         if self.ctx.is_main:
@@ -594,7 +608,8 @@ class StageTrainer:
 
 
 class _StopFlag:
-    requested = False
+    requested = False  # a first SIGTERM / SIGINT: stop at the next micro-batch and save
+    hard = False  # a second one: stop at once, without saving
 
 
 _STOP = _StopFlag()
@@ -610,6 +625,7 @@ def _request_stop(signum: int, frame: Any) -> None:
     lost, and the run trains on. DataLoader workers install it too (:func:`_training_worker_init`).
     """
     if _STOP.requested:
+        _STOP.hard = True
         raise KeyboardInterrupt
     _STOP.requested = True
 
@@ -624,26 +640,34 @@ def _training_worker_init(worker_id: int) -> None:
     from mmtrack_kd.data.loader import worker_init_fn
 
     worker_init_fn(worker_id)
-    _STOP.requested = False
+    _STOP.requested = _STOP.hard = False
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, _request_stop)
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
+def _stop_on_signals(stage: str) -> Iterator[None]:
     """Route SIGTERM and SIGINT to :func:`_request_stop` while a stage trains (main thread only:
-    Python delivers signals there, and elsewhere the caller keeps its own handling)."""
-    _STOP.requested = False
+    Python delivers signals there, and elsewhere the caller keeps its own handling). A signal
+    that came too late to stop the stage (during its last update or its final save) still
+    stops the run after it, before a next stage starts."""
+    _STOP.requested = _STOP.hard = False
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {number: signal.signal(number, _request_stop) for number in (signal.SIGTERM, signal.SIGINT)}
+    late = False
     try:
         yield
+        late = _STOP.requested
     finally:
         for number, handler in previous.items():
-            signal.signal(number, handler)
-        _STOP.requested = False
+            if handler is not None:  # None: installed from C, cannot be put back from Python
+                signal.signal(number, handler)
+        _STOP.requested = _STOP.hard = False
+    if late:
+        log.warning("%s: finished; stopping on the signal that came during its last step", stage)
+        raise KeyboardInterrupt
 
 
 class _ProgressBar:

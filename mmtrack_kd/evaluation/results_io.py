@@ -86,19 +86,22 @@ def otb_result_path(tracker_dir: str | os.PathLike[str], sequence: str, prefix: 
     return Path(tracker_dir) / f"{prefix}{sequence}.txt"
 
 
-BoxFormat = Literal["xywh", "ltrb"]
+BoxFormat = Literal["xywh", "ltrb", "ltrb-inclusive"]
+BOX_FORMATS: tuple[str, ...] = ("xywh", "ltrb", "ltrb-inclusive")
 
 
 def boxes_to_xywh(boxes: np.ndarray, box_format: BoxFormat) -> np.ndarray:
-    """Boxes as ``x,y,w,h`` (left, top, width, height) from ``box_format``: ``xywh`` as is, or
-    ``ltrb`` corners ``x1,y1,x2,y2`` (width ``x2 - x1``, as the ``rgbt`` package converts them)."""
+    """Boxes as ``x,y,w,h`` (left, top, width, height) from ``box_format``: ``xywh`` as is;
+    ``ltrb`` corners ``x1,y1,x2,y2`` with width ``x2 - x1`` (GTOT's ground-truth convention,
+    REFERENCE.md); ``ltrb-inclusive`` corners of the last pixel inside, width ``x2 - x1 + 1``
+    (the ``rgbt`` package's default, ``_strict`` mode)."""
     if box_format == "xywh":
         return boxes
-    if box_format == "ltrb":
+    if box_format in ("ltrb", "ltrb-inclusive"):
         out = boxes.copy()
-        out[:, 2:] = boxes[:, 2:] - boxes[:, :2]
+        out[:, 2:] = boxes[:, 2:] - boxes[:, :2] + (1.0 if box_format == "ltrb-inclusive" else 0.0)
         return out
-    raise ValueError(f"unknown box format {box_format!r} (xywh or ltrb)")
+    raise ValueError(f"unknown box format {box_format!r} ({', '.join(BOX_FORMATS)})")
 
 
 def write_otb_result(path: str | os.PathLike[str], boxes: np.ndarray) -> Path:

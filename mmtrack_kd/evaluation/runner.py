@@ -35,6 +35,7 @@ from mmtrack_kd.evaluation.results_io import (
     write_vot_longterm_result,
 )
 from mmtrack_kd.evaluation.scoring import layout_for, score_results_folder
+from mmtrack_kd.tracking.tracker import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +382,8 @@ def run_evaluate(
     from mmtrack_kd.evaluation.report import print_report, write_json
     from mmtrack_kd.evaluation.published import comparison_table
 
+    if precision not in PRECISIONS:
+        raise MmtrackError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     if (prefix or box_format != "xywh") and not results:
         raise MmtrackError("--prefix and --box-format describe --results folders; add --results DIR")
     if results:

@@ -303,7 +303,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                 raise
             with torch.serialization.safe_globals([(ForeignObject, name) for name in foreign]):
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except readable as error:
+        except (*readable, TypeError) as error:  # TypeError: a placeholder where a tensor type was
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({first})") from error
         logger.info("checkpoint %s: %d pickled objects of other code read as inert placeholders (%s)",

@@ -164,7 +164,7 @@ class Tracker:
                 f"{len(self.adapters)} modality adapters ({', '.join(a.name for a in self.adapters)}) "
                 f"for a model of {self.num_modalities} modalities"
             )
-        self.device = choose_device(device, "--device")
+        self.device = choose_device(device, "device")
         self.model = model.to(self.device).eval()
         self.crop = crop if crop is not None else CropSettings.for_model(model)
         self.keep_ratio = keep_ratio

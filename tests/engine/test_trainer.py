@@ -262,6 +262,71 @@ def test_sigterm_stops_at_the_next_micro_batch_and_saves_the_last_update(synthet
     assert saved["samples"] == 3 * 4 and saved["batch_in_epoch"] == 3
 
 
+def test_a_signal_during_the_final_save_stops_before_the_next_stage(synthetic_root, tmp_path, monkeypatch):
+    """Too late to stop the teacher (it finishes and is saved), but the run stops there: the
+    student stage does not start."""
+    import signal
+
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
+    original = StageTrainer.save
+
+    def signal_during_the_final_save(self, name, *args, **kwargs):
+        path = original(self, name, *args, **kwargs)
+        if self.stage == "teacher" and self.progress.finished:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return path
+
+    monkeypatch.setattr(StageTrainer, "save", signal_during_the_final_save)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, run_dir=tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]["finished"]
+    assert not (tmp_path / "run" / "student").exists()
+
+
+def test_a_signal_during_validation_stops_there_with_the_last_update(synthetic_root, tmp_path, monkeypatch):
+    """Validation is not waited out: the stop comes at its next batch, and last.pt holds the
+    epoch's last update (not finished; a resume validates and goes on)."""
+    import signal
+
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))  # teacher: 2 epochs x 4 updates
+    original = StageTrainer.validate
+
+    def signal_while_validating(self):
+        if self.progress.update == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(StageTrainer, "validate", signal_while_validating)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]
+    assert saved["update"] == 4 and saved["epoch"] == 0 and not saved["finished"]
+    monkeypatch.setattr(StageTrainer, "validate", original)
+    train(recipe, stage="teacher", run_dir=tmp_path / "run", resume=True)
+    assert load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]["update"] == 8
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_root, tmp_path, monkeypatch):
+    """The second signal may land inside an update, so nothing is saved then: last.pt stays the
+    one written at the last checkpoint (checkpoint_every: 2 updates)."""
+    import signal
+
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 50}))
+    original = StageTrainer._update
+
+    def two_signals_in_update_3(self):
+        if self.progress.update == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # asks to stop at the next micro-batch ...
+            os.kill(os.getpid(), signal.SIGTERM)  # ... and this one stops here, mid-update
+        original(self)
+
+    monkeypatch.setattr(StageTrainer, "_update", two_signals_in_update_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]
+    assert saved["update"] == 2 and not saved["finished"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name, to_group", [("SIGTERM", False), ("SIGTERM", True), ("SIGINT", True)],
                          ids=["sigterm-main-process", "sigterm-process-group", "ctrl-c-process-group"])

@@ -161,6 +161,15 @@ def test_published_results_with_a_tracker_prefix_and_corner_boxes(tmp_path, lash
     expected = score_folders([plain], lasher_data)["MANet"].scores
     got = score_folders([published], lasher_data, prefix="{tracker}_", box_format="ltrb")["MANet"].scores
     assert got == pytest.approx(expected, abs=1e-9)
+    # inclusive corners (the rgbt package's default) end one pixel further in: x2 - x1 + 1
+    inclusive = tmp_path / "inclusive" / "MANet"
+    inclusive.mkdir(parents=True)
+    for name in lasher_data.list_sequences():
+        rows = np.loadtxt(published / f"MANet_{name}.txt", delimiter=",", ndmin=2)
+        rows[:, 2:] -= 1
+        np.savetxt(inclusive / f"MANet_{name}.txt", rows, delimiter=",", fmt="%.4f")
+    got = score_folders([inclusive], lasher_data, prefix="MANet_", box_format="ltrb-inclusive")["MANet"].scores
+    assert got == pytest.approx(expected, abs=1e-9)
     assert expected["SR"] < 0.99  # the noise counts: the comparison is not trivially 1 = 1
     with pytest.raises(DataError, match="MANet/" + lasher_data.list_sequences()[0] + ".txt"):
         score_folders([published], lasher_data)  # without the prefix: the file it expected is named
@@ -242,7 +251,8 @@ def test_run_evaluate_takes_workers_and_hann_window_from_the_run_recipe(tmp_path
     monkeypatch.setattr(runner, "resolve_datasets", lambda *a, **k: [("synthetic", lasher_data)])
     monkeypatch.setattr(runner, "evaluate_checkpoint", fake_evaluate)
     assert run_evaluate(run, ["synthetic"], out=tmp_path / "eval", device="cpu", plots=False) == 0
-    assert seen == {"workers": 3, "name": "tiny-student-nohann", "keep_ratio": None, "hann_window": False}
+    assert seen == {"workers": 3, "name": "tiny-student-nohann", "keep_ratio": None, "hann_window": False,
+                    "precision": "fp32"}
     assert (tmp_path / "eval" / "results" / "tiny-student-nohann" / "synthetic").is_dir()
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert set(report["datasets"]["synthetic"]) == {"tiny-student-nohann"}
