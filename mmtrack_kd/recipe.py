@@ -373,6 +373,18 @@ class Recipe(Section):
                     f"layers {bad} outside 0..{depth - 1} (0-indexed blocks)",
                 )
             )
+        epochs = self.student.optim.epochs
+        start, end = elimination.ramp_epochs
+        if elimination.enabled and elimination.keep_ratio < 1 and (end > epochs or start > end):
+            # Otherwise the student never trains at the keep ratio it tracks with (and with
+            # start >= epochs it never sees a token dropped at all).
+            errors.append(
+                (
+                    ("student", "candidate_elimination", "ramp_epochs"),
+                    f"ramp {start}..{end} must lie within the student's {epochs} epochs "
+                    "(start <= end <= student.optim.epochs) so that training reaches keep_ratio",
+                )
+            )
         if errors:
             raise ValidationError.from_exception_data(
                 type(self).__name__,

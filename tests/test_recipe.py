@@ -115,6 +115,16 @@ def test_layers_beyond_depth(tmp_path, registry):
         load_recipe(write(tmp_path, text), registry=registry)
 
 
+def test_an_elimination_ramp_beyond_the_student_epochs_is_refused(tmp_path, registry):
+    sets = ["student.candidate_elimination.enabled=true", "student.optim.epochs=3",
+            "student.candidate_elimination.layers=[1, 2]"]
+    with pytest.raises(RecipeError) as error:  # the default ramp, epochs 2..6
+        load_recipe(write(tmp_path, GOOD), sets, registry=registry)
+    assert "within the student's 3 epochs" in problems(error)["student.candidate_elimination.ramp_epochs"]
+    load_recipe(write(tmp_path, GOOD), sets + ["student.candidate_elimination.ramp_epochs=[1, 2]"],
+                registry=registry)
+
+
 def test_a_union_key_is_one_problem_at_the_recipe_path(tmp_path, registry):
     with pytest.raises(RecipeError) as error:
         load_recipe(write(tmp_path, GOOD.replace("layers: [2, 4]", "layers: odd")), registry=registry)

@@ -404,6 +404,8 @@ class StageTrainer:
         except (KeyboardInterrupt, RuntimeError) as error:
             # SIGTERM reaches the DataLoader workers too, and their death can surface as a
             # RuntimeError while the KeyboardInterrupt is being handled: both mean "stop".
+            # (Under DDP that RuntimeError stops this rank alone; torchrun then ends the others
+            # when this process exits. The stop the ranks agree on is the flag, see _check_step.)
             if not (isinstance(error, KeyboardInterrupt) or _STOP.requested):
                 raise
             if _STOP.hard:

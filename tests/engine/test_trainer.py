@@ -412,12 +412,12 @@ def test_candidate_elimination_keep_ratio_ramps_linearly_between_its_epochs(synt
     off = validate_recipe(recipe_data(synthetic_root, tmp_path))
     assert keep_ratio_at(off, 0) is None  # elimination off: no keep ratio at all
     ramp = validate_recipe(recipe_data(
-        synthetic_root, tmp_path, **{"model.backbone.depth": 4, "student.candidate_elimination": {
+        synthetic_root, tmp_path, **{"model.backbone.depth": 4, "student.optim.epochs": 8, "student.candidate_elimination": {
             "enabled": True, "layers": [1, 2], "keep_ratio": 0.6, "ramp_epochs": [2, 6]}}))
     assert [keep_ratio_at(ramp, epoch) for epoch in range(8)] == pytest.approx(
         [1.0, 1.0, 1.0, 0.9, 0.8, 0.7, 0.6, 0.6])
     sudden = validate_recipe(recipe_data(
-        synthetic_root, tmp_path, **{"model.backbone.depth": 4, "student.candidate_elimination": {
+        synthetic_root, tmp_path, **{"model.backbone.depth": 4, "student.optim.epochs": 8, "student.candidate_elimination": {
             "enabled": True, "layers": [1], "keep_ratio": 0.5, "ramp_epochs": [3, 3]}}))
     assert [keep_ratio_at(sudden, epoch) for epoch in (2, 3, 4)] == [1.0, 0.5, 0.5]
 

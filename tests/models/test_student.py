@@ -141,3 +141,30 @@ def test_config_and_errors(tiny, inputs):
     templates, searches = inputs()
     with pytest.raises(ValueError, match="one per modality"):
         student(templates, searches)
+
+
+def test_elimination_in_the_last_block_puts_every_kept_token_back_in_its_place(tiny, inputs, random_weights):
+    """Dropping between the last block's attention and its MLP changes nothing for the tokens
+    kept (the MLP and the final norm work token by token): each kept token must come back at
+    its own grid position with the value it has without elimination, and the dropped one as
+    zero. This goes through the gather / index / scatter path that keep ratio 1.0 skips."""
+    student = random_weights(OneStreamStudent(**tiny, ce_layers=[tiny["depth"] - 1], ce_keep_ratio=1.0)).eval()
+    templates, searches = inputs()
+    seen = {}
+    predict = student.predict
+
+    def capture(search):
+        seen["search"] = [s.clone() for s in search]
+        return predict(search)
+
+    student.predict = capture
+    with torch.no_grad():
+        student(templates, searches, keep_ratio=1.0)
+        full = seen["search"]
+        student(templates, searches, keep_ratio=63 / 64)  # 8 x 8 search grid: drop one token
+        reduced = seen["search"]
+    for modality in range(2):
+        dropped = (reduced[modality].abs().sum(-1) == 0)  # (B, 64)
+        assert dropped.sum(1).tolist() == [1, 1]
+        kept = ~dropped
+        torch.testing.assert_close(reduced[modality][kept], full[modality][kept], rtol=1e-5, atol=1e-5)

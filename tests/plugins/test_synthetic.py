@@ -270,7 +270,9 @@ def test_a_failing_worker_process_is_reported(tmp_path):
     from plugins.synthetic.options import generation_options
 
     generation = generation_options(SyntheticOptions(**TINY))
-    with pytest.raises(RuntimeError, match="worker failed(.|\n)*KeyError"):
+    from mmtrack_kd.errors import DataError
+
+    with pytest.raises(DataError, match="no-such-layout data in .*a generation worker failed(.|\n)*KeyError"):
         _run_in_processes(tmp_path, "no-such-layout", [("train", 0), ("train", 1)], generation, 2)
 
 
