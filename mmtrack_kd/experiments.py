@@ -536,24 +536,22 @@ def _by(records: list[dict[str, Any]], modality: str, arm: str) -> list[dict[str
     return [r for r in records if r["modality"] == modality and r["arm"] == arm]
 
 
-def _paper_table(key: str, table: ArmsTable, records: list[dict[str, Any]]) -> tuple[list[str], dict[str, float | None]]:
+def _paper_table(key: str, table: ArmsTable, records: list[dict[str, Any]]) -> list[str]:
     spec = PAPER_TABLES[key]
     lines = [f"### {spec['title']}", "",
              "| row | our arm | ours PR | ours SR | paper PR | paper SR | seeds |",
              "|---|---|---:|---:|---:|---:|---|"]
-    means: dict[str, float | None] = {}
     for row, label, paper in spec["rows"]:
         arms = [a for a in table.arms.values() if a.paper.get(key) == row]
         arm = arms[0].name if arms else None
         rs = _by(records, "rgbt", arm) if arm else []
         pr = [_headline(r).get("PR") for r in rs]
         sr = [_headline(r).get("SR") for r in rs]
-        means[row] = _mean(pr)
         lines.append(f"| {label} | {arm or '(none)'} | {_stats(pr)} | {_stats(sr)} | "
                      f"{paper['PR']:.1f} | {paper['SR']:.1f} | "
                      f"{', '.join(str(r['seed']) for r in rs) or 'not run'} |")
     lines.append("")
-    return lines, means
+    return lines
 
 
 def _score(record: dict[str, Any]) -> float | None:
@@ -617,9 +615,7 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         lines += [f"Not run yet: {', '.join(missing)}.", ""]
 
     # ---- claims
-    t3, _ = _paper_table("table3", table, records)
-    t4, _ = _paper_table("table4", table, records)
-    t5, _ = _paper_table("table5", table, records)
+    t3, t4, t5 = (_paper_table(key, table, records) for key in ("table3", "table4", "table5"))
     lines += ["## Reading of the claims", "",
               "Each claim compares two arms on the seeds both have run (paired), so a one-seed "
               "ablation is read against the same seed of the full arm.", ""]

@@ -485,9 +485,9 @@ def validate_recipe(data: Any, source: str = "<recipe>", registry: Any = None) -
 
 
 # The location parts pydantic adds for a union member or a wrap validator (`list[int]`,
-# `literal['even','all']`, `function-wrap[...]`, `int`): never a recipe key.
-_UNION_TAG = re.compile(r"(list|dict|set|tuple|literal|function-[a-z]+|nullable|union|tagged-union)\[.*\]"
-                        r"|int|float|str|bool|none|path|bytes")
+# `literal['even','all']`, `function-wrap[...]`): never a recipe key. Bare member tags (`int`,
+# `str`, `path`) are left alone: a plugin's option may well be called `path`.
+_UNION_TAG = re.compile(r"(list|dict|set|tuple|literal|function-[a-z]+|nullable|union|tagged-union)\[.*\]")
 
 
 def validation_problems(error: ValidationError) -> list[tuple[str, str]]:

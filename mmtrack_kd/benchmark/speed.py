@@ -17,7 +17,6 @@ What is timed:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import statistics
@@ -32,6 +31,7 @@ from torch import nn
 from mmtrack_kd.benchmark.gemm import gemm_peak
 from mmtrack_kd.benchmark.params import MODEL_NAMES, BenchModel, benchmark_models, model_size, ratios, recipe_sizes
 from mmtrack_kd.engine.distributed import choose_device
+from mmtrack_kd.engine.precision import autocast
 from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import Recipe
 from mmtrack_kd.tracking.tracker import CropSettings, Tracker
@@ -79,12 +79,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
 def measure_latency_stats(
     model: nn.Module,
     device: str | torch.device = "cpu",
@@ -104,7 +98,7 @@ def measure_latency_stats(
     forward = forward if forward is not None else model
     templates, searches = dummy_inputs(model, 1, device)
     times: list[float] = []
-    with torch.inference_mode(), _autocast(device, autocast_dtype):
+    with torch.inference_mode(), autocast(device, autocast_dtype):
         for step in range(warmup + repeats):
             _sync(device)
             start = time.perf_counter()
@@ -178,7 +172,7 @@ def box_deviation(model: nn.Module, device: torch.device, dtype: torch.dtype, ba
     size = float(model.config["search_size"])
     with torch.inference_mode():
         ref = model(templates, searches)
-        with _autocast(device, dtype):
+        with autocast(device, dtype):
             low = model(templates, searches)
     same = ref.score_map.flatten(1).argmax(1) == low.score_map.flatten(1).argmax(1)
     diff = (low.boxes.float() - ref.boxes.float()).abs() * size

@@ -41,6 +41,7 @@ from mmtrack_kd.engine.checkpoint import (
 )
 from mmtrack_kd.engine.distributed import DistributedContext
 from mmtrack_kd.engine.metrics_log import MetricsLog
+from mmtrack_kd.engine.precision import autocast, autocast_dtype
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
 from mmtrack_kd.errors import CheckpointError, MmtrackError
 from mmtrack_kd.recipe import OptimConfig, Recipe
@@ -98,15 +99,6 @@ class StageSampler(DistributedSampler):
             update, step = divmod(batch, self.accumulate)
             first = base + update * self.batch_size + (step * world + self.rank) * self.micro
             yield from range(first, first + self.micro)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting (None: full fp32)."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -449,13 +441,7 @@ class StageTrainer:
         )
 
     def _forward_loss(self, batch: dict[str, Any], keep_ratio: float | None) -> tuple[torch.Tensor, dict[str, float]]:
-        device_type = self.ctx.device.type
-        autocast = (
-            torch.autocast(device_type, dtype=self.amp_dtype)
-            if self.amp_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with autocast:
+        with autocast(self.ctx.device, self.amp_dtype):
             output = self.model(batch["template"], batch["search"],
                                 return_features=self.need_features, keep_ratio=keep_ratio)
             if self.stage == "student" and not self.recipe.student.single_modality:
@@ -542,8 +528,8 @@ class StageTrainer:
         """Stop on a non-finite loss or a requested stop (SIGTERM, Ctrl-C), on every rank at the
         same micro-batch: one collective carries both flags, so no rank is left waiting in the
         next all-reduce for one that stopped."""
-        flags = torch.tensor([0.0 if torch.isfinite(loss.detach()).item() else 1.0,
-                              1.0 if _STOP.requested else 0.0], device=self.ctx.device)
+        flags = torch.stack([(~torch.isfinite(loss.detach())).to(torch.float32).reshape(()),
+                             torch.tensor(float(_STOP.requested), device=loss.device)])
         if self.ctx.enabled:
             torch.distributed.all_reduce(flags)
         non_finite, stop = (float(value) for value in flags.tolist())

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def otb_result_path(tracker_dir: str | os.PathLike[str], sequence: str, prefix: 
 
 
 BoxFormat = Literal["xywh", "ltrb", "ltrb-inclusive"]
-BOX_FORMATS: tuple[str, ...] = ("xywh", "ltrb", "ltrb-inclusive")
+BOX_FORMATS: tuple[str, ...] = get_args(BoxFormat)
 
 
 def boxes_to_xywh(boxes: np.ndarray, box_format: BoxFormat) -> np.ndarray:

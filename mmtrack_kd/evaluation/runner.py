@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from mmtrack_kd.engine.distributed import choose_device
 from mmtrack_kd.errors import DataError, MmtrackError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.result import ProtocolResult
@@ -35,7 +34,6 @@ from mmtrack_kd.evaluation.results_io import (
     write_vot_longterm_result,
 )
 from mmtrack_kd.evaluation.scoring import layout_for, score_results_folder
-from mmtrack_kd.tracking.tracker import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -382,8 +380,6 @@ def run_evaluate(
     from mmtrack_kd.evaluation.report import print_report, write_json
     from mmtrack_kd.evaluation.published import comparison_table
 
-    if precision not in PRECISIONS:
-        raise MmtrackError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     if (prefix or box_format != "xywh") and not results:
         raise MmtrackError("--prefix and --box-format describe --results folders; add --results DIR")
     if results:
@@ -395,7 +391,13 @@ def run_evaluate(
     else:
         if target is None:
             raise MmtrackError("evaluate needs a run folder or checkpoint (or --results DIR...)")
-        # checked here, before any worker starts: a bad --device is one message, not one per worker
+        # torch only where tracking happens (scoring --results folders needs none), and the
+        # device and precision checked here, before any worker starts: one message, not one a worker
+        from mmtrack_kd.engine.distributed import choose_device
+        from mmtrack_kd.tracking.tracker import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise MmtrackError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
         device = str(choose_device("auto" if device is None else device, "--device"))
         targets = resolve_targets(target)
         entries = resolve_datasets(datasets, target, root)

@@ -25,12 +25,11 @@ in a crop maps back by the exact inverse of the mapping that made the crop; OSTr
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, NamedTuple, Sequence as SequenceOf
+from typing import Any, Literal, Mapping, NamedTuple, Sequence as SequenceOf, get_args
 
 import numpy as np
 import torch
@@ -40,6 +39,7 @@ from mmtrack_kd.data.crop import clip_box, crop_frames, crop_window, map_box_bac
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.engine.distributed import choose_device
+from mmtrack_kd.engine.precision import autocast, autocast_dtype
 from mmtrack_kd.errors import CheckpointError, DataError, PluginError
 from mmtrack_kd.models.head import boxes_at
 
@@ -47,7 +47,7 @@ from mmtrack_kd.models.head import boxes_at
 CLIP_MARGIN = 10.0
 
 Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 # -- the Hann window and the windowed decode --------------------------------------------------
@@ -165,6 +165,7 @@ class Tracker:
                 f"for a model of {self.num_modalities} modalities"
             )
         self.device = choose_device(device, "device")
+        self.amp_dtype = autocast_dtype(precision, self.device)
         self.model = model.to(self.device).eval()
         self.crop = crop if crop is not None else CropSettings.for_model(model)
         self.keep_ratio = keep_ratio
@@ -241,11 +242,6 @@ class Tracker:
             tensors.append(((tensor.permute(2, 0, 1) - mean) / std).unsqueeze(0))
         return tensors
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     @property
     def modalities(self) -> str:
         """``"rgb+thermal"``: the adapters' names, for messages."""
@@ -259,7 +255,7 @@ class Tracker:
         self._check_frames(frames)
         box = np.asarray(box_xywh, dtype=np.float64).reshape(4)
         window = crop_window(box, self.crop.template_factor, self.crop.template_size)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
             self.model.set_template(self._tensors(crop_frames(frames, window)))
         self.state = box
 
@@ -275,7 +271,7 @@ class Tracker:
         height, width = self._check_frames(frames)
         window = crop_window(self.state, self.crop.search_factor, self.crop.search_size)
         with torch.inference_mode():
-            with self._autocast():
+            with autocast(self.device, self.amp_dtype):
                 out = self.model.track(self._tensors(crop_frames(frames, window)), keep_ratio=self.keep_ratio)
             if self.window is None or self.window.shape != out.score_map.shape[-2:]:
                 shape = out.score_map.shape[-2:]
