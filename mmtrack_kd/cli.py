@@ -103,6 +103,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- evaluate, track, synth
 
+#: ``--compile``: the torch.compile backend it asks for.
+COMPILE_BACKEND = "inductor"
+COMPILE_HELP = ("compile the per-frame forward with torch.compile (inductor; the first frame pays "
+                "the compilation, tens of seconds for ViT-B on a CPU)")
+
+
+def _model_names(text: str | None, known: Sequence[str]) -> tuple[str, ...]:
+    """``--models teacher,student``: names from ``known`` in the order given (None: all)."""
+    if text is None:
+        return tuple(known)
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise MmtrackError(f"--models {text!r}: {', '.join(unknown) or 'no model'} is not one of "
+                           f"{', '.join(known)}")
+    return names
+
+
+def _compile_backend(args: argparse.Namespace) -> str | None:
+    return COMPILE_BACKEND if args.compile else None
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Track and score a run or checkpoint, or score existing result folders."""
@@ -111,7 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args.target, args.datasets, args.results, args.dataset, args.root,
                         args.workers, args.out, device=args.device, plots=not args.no_plots,
                         keep_ratio=args.keep_ratio, prefix=args.prefix, box_format=args.box_format,
-                        precision="bf16" if args.bf16 else "fp32")
+                        precision="bf16" if args.bf16 else "fp32", compile=_compile_backend(args))
 
 
 
@@ -120,7 +141,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     from mmtrack_kd.tracking import track
 
     run = track(args.checkpoint, args.rgb, args.aux, args.init, args.out, device=args.device,
-                precision="bf16" if args.bf16 else "fp32")
+                precision="bf16" if args.bf16 else "fp32", compile=_compile_backend(args))
     console.print(run.summary())
     return 0
 
@@ -189,6 +210,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             figures.update(loader=loader, steps=steps)
         else:
             from mmtrack_kd.benchmark import params_benchmark, render, speed_benchmark
+            from mmtrack_kd.benchmark.params import MODEL_NAMES
 
             if args.what == "params":
                 result = params_benchmark(recipe)
@@ -196,7 +218,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                 result = speed_benchmark(
                     recipe, args.device, warmup=args.warmup, repeats=args.repeats,
                     tracker_frames=args.frames, memory=not args.no_memory,
-                    compile=args.compile, bf16=args.bf16,
+                    compile=_compile_backend(args), bf16=args.bf16,
+                    names=_model_names(args.models, MODEL_NAMES),
                 )
             render(result, console)
             figures.update(result)
@@ -278,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     evaluate.add_argument("--bf16", action="store_true",
                           help="run the model under bfloat16 autocast (results in <tracker>-bf16)")
+    evaluate.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     track = commands.add_parser("track", help="track one object in a pair of videos")
@@ -288,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--out", type=Path, default=Path("track-out"))
     track.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     track.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
+    track.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     track.set_defaults(handler=cmd_track)
 
     benchmark = commands.add_parser("benchmark", help="measure parameters, FLOPs, speed, loader")
@@ -300,7 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--repeats", type=int, default=30, help="timed runs per model (speed)")
     benchmark.add_argument("--frames", type=int, default=30, help="tracker frames timed (speed)")
     benchmark.add_argument("--no-memory", action="store_true", help="skip training-step memory")
-    benchmark.add_argument("--compile", action="store_true", help="also time torch.compile")
+    benchmark.add_argument("--models", metavar="NAME,...",
+                           help="which models to time (speed): teacher, student, student_ce, "
+                                "baseline (default: all four)")
+    benchmark.add_argument("--compile", action="store_true",
+                           help="also time each model and tracker under torch.compile (inductor)")
     benchmark.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     benchmark.set_defaults(handler=cmd_benchmark)
 

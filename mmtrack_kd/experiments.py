@@ -432,6 +432,7 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
     run_dir = out_dir / "runs" / job.id
     stage = job.arm.stage
     teacher = None
+    retrained = False
     if job.arm.teacher:
         teacher_dir = out_dir / "runs" / f"{job.modality.key}-{job.arm.teacher}-s{job.seed}"
         if not _stage_finished(teacher_dir, "teacher") and teacher_job is not None:
@@ -439,11 +440,13 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
                      job.id, teacher_job.id)
             train(job_recipe(teacher_job, out_dir, reduced, extra), stage="teacher", resume=True,
                   run_dir=teacher_dir)
+            retrained = True
         if not _stage_finished(teacher_dir, "teacher"):
             raise MmtrackError(f"{job.id}: its teacher {teacher_dir} has not finished training")
         teacher = teacher_dir / "teacher" / f"{recipe.distill.teacher_checkpoint}.pt"
         if not teacher.is_file():
             teacher = teacher_dir / "teacher" / "last.pt"
+        retrained = retrained or _marked_retrained(teacher)
     timing_path = run_dir / "timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {"train_s": 0.0, "eval_s": 0.0}
     if not _stage_finished(run_dir, stage):
@@ -483,6 +486,7 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
         "overrides": list(job.arm.overrides),
         "extra_overrides": list(extra),
         "teacher": str(teacher) if teacher else None,
+        **(teacher_provenance(teacher, retrained, recipe, out_dir, workers, device) if teacher else {}),
         "checkpoint": str(checkpoint),
         "parameters": _parameters(checkpoint),
         "samples": _samples(run_dir, stage),
@@ -493,6 +497,44 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
     }
     _atomic_json(record_path, record)
     return record
+
+
+RETRAINED_MARK = "retrained.json"
+
+
+def _marked_retrained(teacher: Path) -> bool:
+    return (teacher.parent / RETRAINED_MARK).is_file()
+
+
+def teacher_provenance(teacher: Path, retrained: bool, recipe: Recipe, out_dir: Path, workers: int = 1,
+                       device: str = "cpu") -> dict[str, Any]:
+    """Which teacher file a student arm distilled from: ``teacher_sha256`` (its first 16 hex
+    digits) and ``teacher_retrained``. A retrained teacher (its first checkpoint was lost with
+    an earlier machine, see :func:`run_job`) is not the file whose record the report shows, so
+    it is scored once on the student's test sets (``teacher_scores``) and marked, so that later
+    students of the same teacher carry the same provenance."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(teacher, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    out: dict[str, Any] = {"teacher_sha256": digest.hexdigest()[:16], "teacher_retrained": retrained}
+    if retrained:
+        mark = teacher.parent / RETRAINED_MARK
+        known = json.loads(mark.read_text(encoding="utf-8")) if mark.is_file() else {}
+        if known.get("sha256") != out["teacher_sha256"]:
+            from mmtrack_kd.evaluation.runner import evaluate_checkpoint
+
+            datasets = [(c.name, c.plugin(c.options)) for c in recipe.evaluate.datasets]
+            name = f"{teacher.parent.parent.name}-retrained-{out['teacher_sha256'][:8]}"
+            results = evaluate_checkpoint(teacher, datasets, out_dir / "eval", workers=workers,
+                                          device=device, tracker_name=name, progress=False)
+            known = {"sha256": out["teacher_sha256"],
+                     "scores": {n: dict(r.scores) for n, r in results.items()}}
+            _atomic_json(mark, known)
+        out["teacher_scores"] = known["scores"]
+    return out
 
 
 def _ground_truths(dataset: Any) -> list[Any]:
@@ -569,7 +611,20 @@ def _claim(records: list[dict[str, Any]], modality: str, arm: str, other: str, c
     if not seeds:
         return _verdict(None, None, claim)
     verdict = _verdict(_mean([mine[s] for s in seeds]), _mean([theirs[s] for s in seeds]), claim)
-    return f"{verdict} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+    verdict += f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+    files = {r["seed"]: _teacher_file(r) for r in _by(records, modality, arm)}
+    other_files = {r["seed"]: _teacher_file(r) for r in _by(records, modality, other)}
+    if any(files[s] and other_files[s] and files[s] != other_files[s] for s in seeds):
+        verdict += " - *the two arms distilled from different teacher checkpoints (see the arms table)*"
+    return verdict
+
+
+def _teacher_file(record: dict[str, Any]) -> str | None:
+    """The teacher file a student distilled from: its hash, ``unrecorded`` for records written
+    before hashes were kept, None for arms without a teacher."""
+    if not record.get("teacher"):
+        return None
+    return record.get("teacher_sha256") or "unrecorded"
 
 
 def _verdict(ours: float | None, other: float | None, claim: str, bigger: bool = True) -> str:
@@ -584,6 +639,20 @@ def _verdict(ours: float | None, other: float | None, claim: str, bigger: bool =
     else:
         word = "**does not hold (reversed)**"
     return f"- {claim}: {diff:+.1f} points -> {word}"
+
+
+def _teacher_cell(record: dict[str, Any]) -> str:
+    file = _teacher_file(record)
+    if file is None:
+        return "-"
+    if file == "unrecorded":
+        return "first teacher run (file not hashed)"
+    cell = f"`{file[:8]}`"
+    if record.get("teacher_retrained"):
+        scores = next(iter((record.get("teacher_scores") or {}).values()), {})
+        pr = _finite(scores.get("PR", scores.get("F")))
+        cell += " retrained" + (f" (its {'PR' if 'PR' in scores else 'F'} {100 * pr:.1f})" if pr is not None else "")
+    return cell
 
 
 def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, command: str,
@@ -614,6 +683,14 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
     if missing:
         lines += [f"Not run yet: {', '.join(missing)}.", ""]
 
+    retrained = sorted({r["id"] for r in records if r.get("teacher_retrained")})
+    if retrained:
+        lines += [f"Retrained teachers: {', '.join(retrained)} distilled from a teacher trained again "
+                  "(same recipe and seed) because the first teacher's checkpoint was lost with an "
+                  "earlier machine. Training is not bit-reproducible across machines, so that is a "
+                  "different teacher: the arms table gives its file and its own score, and a claim "
+                  "whose two arms used different teacher files says so.", ""]
+
     # ---- claims
     t3, t4, t5 = (_paper_table(key, table, records) for key in ("table3", "table4", "table5"))
     lines += ["## Reading of the claims", "",
@@ -635,6 +712,9 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
     ]
     for other in ("first-half", "second-half", "all-layers"):
         lines.append(_claim(records, "rgbt", "student", f"student-{other}", f"(3) even layers beat {other}"))
+    lines.append(_claim(records, "rgbt", "student-ce", "student",
+                        "(beyond the paper) candidate elimination keeps the student's accuracy "
+                        "(noise holds; a drop is its cost)").replace(*within))
     for modality in ("rgbd", "rgbe"):
         lines.append(_claim(records, modality, "student", "fost", f"(4) {modality}: distilled student beats FOST"))
         lines.append(_claim(records, modality, "student", "teacher",
@@ -738,14 +818,14 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
 
     # ---- per arm
     lines += ["## Arms: size, training samples, wall time", "",
-              "| id | description | stage | parameters | training samples | train min | eval min | test seqs / frames |",
-              "|---|---|---|---:|---:|---:|---:|---:|"]
+              "| id | description | stage | parameters | training samples | train min | eval min | test seqs / frames | teacher file |",
+              "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in records:
         ev = next(iter(r["evaluation"].values()))
         params = f"{r['parameters'] / 1e6:.2f} M" if r.get("parameters") else "-"
         lines.append(f"| {r['id']} | {r['description']} | {r['stage']} | {params} | "
                      f"{r.get('samples') or '-'} | {r['train_s'] / 60:.1f} | {r['eval_s'] / 60:.1f} | "
-                     f"{ev['sequences']} / {ev['frames']} |")
+                     f"{ev['sequences']} / {ev['frames']} | {_teacher_cell(r)} |")
     lines += ["", "Arm overrides (on `recipes/experiments/base-<modality>.yaml`):", ""]
     for arm in table.arms.values():
         lines.append(f"- `{arm.name}` ({arm.stage}; {', '.join(arm.modalities)}; {arm.group}"

@@ -119,3 +119,10 @@ def test_synth_option_errors_name_the_flag(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "--frames" in result.stderr and "--workers" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_unknown_benchmark_model_is_one_message(capsys):
+    assert main(["benchmark", "--what", "speed", "--recipe", "recipes/demo-rgbt.yaml",
+                 "--models", "student,studnet"]) == 2
+    err = capsys.readouterr().err
+    assert "--models 'student,studnet': studnet is not one of teacher, student, student_ce, baseline" in err

@@ -61,6 +61,9 @@ def test_reduced_run_writes_report_and_resumes(tmp_path: Path) -> None:
         assert reliance["rgb"]["frames"] > 0 and reliance["aux"]["frames"] > 0
         assert "TC" in evaluation["per_attribute"]  # a modality-switch attribute
     assert raw["missing"]  # the rest of the plan is listed as not run
+    student = next(r for r in raw["records"] if r["id"] == "rgbt-student-s0")
+    assert len(student["teacher_sha256"]) == 16 and student["teacher_retrained"] is False
+    assert "teacher_scores" not in student  # its teacher's own record holds those
 
     text = report.read_text()
     assert "mmtrack-kd experiments --reduced" in text
@@ -97,6 +100,12 @@ def test_reduced_run_writes_report_and_resumes(tmp_path: Path) -> None:
     assert (out / "runs" / "rgbt-teacher-s0" / "teacher" / "last.pt").is_file()
     assert not (out / "eval" / "rgbt-teacher-s0").exists()  # the teacher was not scored again
     assert not (out / "runs" / "rgbt-baseline-s0").exists()  # a restored arm is not re-run
+    # the retrained teacher is another file: the student says so and carries that file's score
+    student = next(r for r in again["records"] if r["id"] == "rgbt-student-s0")
+    assert student["teacher_retrained"] is True and set(student["teacher_scores"]["synthetic"]) >= {"PR", "SR"}
+    assert (out / "runs" / "rgbt-teacher-s0" / "teacher" / "retrained.json").is_file()
+    text = report.read_text()
+    assert "Retrained teachers: rgbt-student-s0" in text and " retrained (its PR " in text
 
 
 def test_restore_records_takes_only_missing_records_of_the_same_setting(tmp_path: Path) -> None:

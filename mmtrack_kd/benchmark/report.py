@@ -88,17 +88,16 @@ def extras_table(result: dict[str, Any]) -> Table | None:
             if "error" in extra:
                 table.add_row(f"{row['label']}, {label}", "failed", extra["error"][:80])
                 continue
-            note = ""
             if key == "bf16":
                 dev = extra["deviation"]
                 note = (f"box dev. vs fp32: mean {dev['mean_px']:.2f} px, max {dev['max_px']:.2f} px; "
                         f"peak agreement {dev['peak_agreement']:.0%}")  # fmt: skip
-                if "tracker_fps" in extra:
-                    versus = (result.get("bf16_vs_fp32_teacher") or {}).get(name)
-                    note += f"; tracker {extra['tracker_fps']:.2f} FPS" + (
-                        f" = {versus:.2f} x the fp32 teacher's" if versus else "")
             else:
                 note = f"compile {extra['compile_s']:.1f} s"
+            if "tracker_fps" in extra:
+                versus = (result.get(f"{key}_vs_fp32_teacher") or {}).get(name)
+                note += f"; tracker {extra['tracker_fps']:.2f} FPS" + (
+                    f" = {versus:.2f} x the fp32 teacher's" if versus else "")
             table.add_row(f"{row['label']}, {label}", f"{extra['latency_ms']:.1f} ms", note)
     for stage, entry in (result.get("memory") or {}).items():
         if "error" in entry:

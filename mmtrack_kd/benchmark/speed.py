@@ -128,15 +128,17 @@ def tracker_fps(
     crop: CropSettings | None = None,
     keep_ratio: float | None = None,
     precision: str = "fp32",
+    compile: str | None = None,
 ) -> dict[str, Any]:
     """End-to-end tracker speed on frames in memory: ``{"fps", "frame": LatencyStats dict, ...}``.
 
     The tracker is initialised on frame 0 with a box in the image centre, then tracks
     ``warmup + frames`` frames (cycling through a pool of at most 8 distinct frames); the last
     ``frames`` calls of :meth:`Tracker.track` are timed (CUDA synchronised after each).
+    ``compile``: the tracker's torch.compile backend; its compilation happens in the warm-up.
     """
     device = torch.device(device)
-    tracker = Tracker(model, adapters, crop, device, keep_ratio, precision=precision)
+    tracker = Tracker(model, adapters, crop, device, keep_ratio, precision=precision, compile=compile)
     height, width = frame_size
     pool = synthetic_frames(adapters, min(8, frames + warmup + 1), height, width)
     box = [width * 0.4, height * 0.4, width * 0.2, height * 0.2]
@@ -211,7 +213,7 @@ def speed_benchmark(
     memory: bool = True,
     memory_batch_size: int | None = None,
     prompter: bool = True,
-    compile: bool = False,
+    compile: str | None = None,
     bf16: bool = False,
 ) -> dict[str, Any]:
     """Everything ``mmtrack-kd benchmark --what speed`` reports, as a JSON-able dict.
@@ -228,7 +230,8 @@ def speed_benchmark(
             (:func:`mmtrack_kd.benchmark.memory.training_peak_memory`).
         memory_batch_size: batch for that step instead of each stage's recipe batch size.
         prompter: time the teacher with Conv2d and with Linear prompter layers.
-        compile: also time each model under ``torch.compile``.
+        compile: a ``torch.compile`` backend (``"inductor"``) to also time each model and its
+            tracker under; None: not.
         bf16: also time each model under bfloat16 autocast and report its box deviation.
 
     Returns ``{"what": "speed", "device", "threads", "sizes", "gemm_peak", "models": {name:
@@ -270,18 +273,19 @@ def speed_benchmark(
             row["bf16"] = _try(f"bf16 {entry.name}", lambda: _bf16_row(
                 model, entry.adapters, device_t, warmup, repeats, tracker_frames, frame_size, crop))
         if compile:
-            row["compiled"] = _try(f"torch.compile {entry.name}", lambda: _compiled_row(model, device_t, warmup, repeats))
+            row["compiled"] = _try(f"torch.compile {entry.name}", lambda: _compiled_row(
+                model, entry.adapters, device_t, warmup, repeats, tracker_frames, frame_size, crop, compile))
         rows[entry.name] = row
         del model
     result["models"] = rows
     result["ratios"] = ratios(rows, ("parameters", "gflops", "latency_ms", "model_fps", "tracker_fps"))
     teacher_fps = rows.get("teacher", {}).get("tracker_fps")
-    if bf16 and teacher_fps:
+    for variant in ("bf16", "compiled"):
         # the optimised trackers against the plain float32 teacher: the target's comparison
-        result["bf16_vs_fp32_teacher"] = {
-            name: row["bf16"]["tracker_fps"] / teacher_fps
-            for name, row in rows.items() if "tracker_fps" in row.get("bf16", {})
-        }
+        faster = {name: row[variant]["tracker_fps"] / teacher_fps
+                  for name, row in rows.items() if "tracker_fps" in row.get(variant, {})}
+        if teacher_fps and faster:
+            result[f"{variant}_vs_fp32_teacher"] = faster
     if prompter and "teacher" in names:
         log.info("prompter layers: Conv2d vs Linear")
         result["prompter"] = prompter_comparison(entries[names.index("teacher")], device_t, warmup, repeats)
@@ -305,15 +309,25 @@ def _bf16_row(model: nn.Module, adapters: Any, device: torch.device, warmup: int
     return row
 
 
-def _compiled_row(model: nn.Module, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:
-    compiled = torch.compile(model)
+def _compiled_row(model: nn.Module, adapters: Any, device: torch.device, warmup: int, repeats: int,
+                  tracker_frames: int, frame_size: tuple[int, int], crop: CropSettings,
+                  backend: str) -> dict[str, Any]:
+    """Model-only latency of ``torch.compile(model)`` (float32; the first call, which
+    compiles, is timed apart as ``compile_s``) and the tracker FPS of ``--compile``."""
+    compiled = torch.compile(model, backend=backend, dynamic=False)
     start = time.perf_counter()
     templates, searches = dummy_inputs(model, 1, device)
     with torch.inference_mode():
         compiled(templates, searches)
     compile_s = time.perf_counter() - start
     latency = measure_latency_stats(model, device, warmup, repeats, forward=compiled)
-    return {"latency": latency.as_dict(), "latency_ms": latency.median * 1e3, "compile_s": compile_s}
+    row = {"latency": latency.as_dict(), "latency_ms": latency.median * 1e3, "compile_s": compile_s,
+           "backend": backend}
+    if tracker_frames > 0:
+        row["tracker"] = tracker_fps(model, adapters, device, tracker_frames, warmup, frame_size, crop,
+                                     compile=backend)
+        row["tracker_fps"] = row["tracker"]["fps"]
+    return row
 
 
 def prompter_comparison(teacher: BenchModel, device: torch.device, warmup: int, repeats: int) -> dict[str, Any]:

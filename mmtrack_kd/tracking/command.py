@@ -205,6 +205,7 @@ def track(
     registry: Any = None,
     on_frame: Callable[[int, int | None], None] | None = None,
     precision: str = "fp32",
+    compile: str | None = None,
 ) -> TrackRun:
     """Track one object from ``init`` through the RGB (and auxiliary) stream.
 
@@ -217,6 +218,7 @@ def track(
         out: output folder (created).
         device: ``"cuda"`` when available and ``"cpu"`` otherwise, unless given.
         precision: ``"fp32"``, or ``"bf16"`` for the model under bfloat16 autocast.
+        compile: a ``torch.compile`` backend for the per-frame forward (``"inductor"``); None: eager.
         registry: plugin registry for the adapters (the installed plugins by default).
         on_frame: called as ``on_frame(frames_done, total_or_None)`` after every frame.
 
@@ -226,7 +228,7 @@ def track(
     """
     box = parse_box(init)
     tracker = Tracker.from_checkpoint(checkpoint, device=device or "auto", registry=registry,
-                                      precision=precision)
+                                      precision=precision, compile=compile)
     streams = [FrameStream(Path(rgb), tracker.adapters[0], "rgb")]
     if tracker.num_modalities > 1:
         if aux is None:

@@ -29,7 +29,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, NamedTuple, Sequence as SequenceOf, get_args
+from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence as SequenceOf, get_args
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.engine.distributed import choose_device
 from mmtrack_kd.engine.precision import autocast, autocast_dtype
-from mmtrack_kd.errors import CheckpointError, DataError, PluginError
+from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError, PluginError
 from mmtrack_kd.models.head import boxes_at
 
 #: OSTrack's ``clip_box`` margin at test time: a box keeps at least this many pixels inside.
@@ -139,6 +139,11 @@ class Tracker:
             on CPUs with AVX-512 BF16 / AMX and on GPUs; the peak and the box are still decoded
             in float32). ``mmtrack-kd benchmark --what speed --bf16`` shows how far its boxes
             move from float32's.
+        compile: a ``torch.compile`` backend, by name (``"inductor"``, what ``--compile`` asks
+            for) or as a callable, to compile the per-frame forward with; None runs it eagerly.
+            The first tracked frame pays the compilation (tens of seconds for ViT-B on a CPU);
+            a forward that fails under compilation raises
+            :class:`~mmtrack_kd.errors.MmtrackError` saying so.
 
     Frames passed to :meth:`initialize` and :meth:`track` are what the adapters' ``read``
     returns: one ``H x W x C_m`` float32 array per modality, all of the same ``H x W``.
@@ -153,6 +158,7 @@ class Tracker:
         keep_ratio: float | None = None,
         hann: bool = True,
         precision: Precision = "fp32",
+        compile: str | Callable[..., Any] | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
@@ -167,6 +173,12 @@ class Tracker:
         self.device = choose_device(device, "device")
         self.amp_dtype = autocast_dtype(precision, self.device)
         self.model = model.to(self.device).eval()
+        self.compile = compile
+        # Only the per-frame forward is compiled: the template is set once per sequence. Shapes
+        # never change within a tracker, so a static graph (dynamic=False) is compiled once; the
+        # template tensors are graph inputs, so a new sequence does not recompile.
+        self._model_track = (self.model.track if compile is None
+                             else torch.compile(self.model.track, backend=compile, dynamic=False))
         self.crop = crop if crop is not None else CropSettings.for_model(model)
         self.keep_ratio = keep_ratio
         # Without the Hann window (an ablation, ``evaluate.hann_window: false``) the raw peak
@@ -199,6 +211,7 @@ class Tracker:
         keep_ratio: float | None = None,
         hann: bool = True,
         precision: Precision = "fp32",
+        compile: str | Callable[..., Any] | None = None,
     ) -> "Tracker":
         """A tracker from one mmtrack-kd checkpoint file: model, adapters and crop geometry.
 
@@ -216,7 +229,8 @@ class Tracker:
         crop = info.get("crop")
         if crop is not None and not isinstance(crop, Mapping):
             raise CheckpointError(f"checkpoint {path}: 'crop' is a {type(crop).__name__}, not a mapping")
-        return cls(model, adapters, CropSettings.for_model(model, crop), device, keep_ratio, hann, precision)
+        return cls(model, adapters, CropSettings.for_model(model, crop), device, keep_ratio, hann, precision,
+                   compile)
 
     # -- tracking -----------------------------------------------------------------------------
 
@@ -259,6 +273,22 @@ class Tracker:
             self.model.set_template(self._tensors(crop_frames(frames, window)))
         self.state = box
 
+    def _forward(self, searches: list[Tensor]) -> Any:
+        if self.compile is None:
+            return self._model_track(searches, keep_ratio=self.keep_ratio)
+        try:
+            return self._model_track(searches, keep_ratio=self.keep_ratio)
+        except Exception as error:  # torch._dynamo / inductor errors have no common public base
+            cause = error  # dynamo wraps the backend's own error: name that one
+            while (inner := getattr(cause, "inner_exception", None) or cause.__cause__) is not None:
+                cause = inner
+            first = (str(cause).strip().splitlines() or [""])[0]
+            backend = getattr(self.compile, "__name__", self.compile)
+            raise MmtrackError(
+                f"the tracker's forward failed under torch.compile (backend {backend!r}): "
+                f"{type(cause).__name__}: {first}; run without --compile"
+            ) from error
+
     def track(self, frames: SequenceOf[np.ndarray]) -> tuple[np.ndarray, float]:
         """Locate the target in the next frame.
 
@@ -272,7 +302,7 @@ class Tracker:
         window = crop_window(self.state, self.crop.search_factor, self.crop.search_size)
         with torch.inference_mode():
             with autocast(self.device, self.amp_dtype):
-                out = self.model.track(self._tensors(crop_frames(frames, window)), keep_ratio=self.keep_ratio)
+                out = self._forward(self._tensors(crop_frames(frames, window)))
             if self.window is None or self.window.shape != out.score_map.shape[-2:]:
                 shape = out.score_map.shape[-2:]
                 self.window = (hann_window(*shape) if self.hann else torch.ones(*shape)).to(self.device)

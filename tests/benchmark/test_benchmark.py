@@ -116,6 +116,27 @@ def test_speed_benchmark_structure_and_outputs(recipe, tmp_path):
     assert json.loads(path.read_text())["models"]["teacher"]["kind"] == "teacher"
 
 
+def test_compiled_rows_time_the_model_and_the_tracker(recipe):
+    """``--compile`` rows: model-only latency of the compiled forward, the compile time, the
+    compiled tracker's FPS and its ratio to the float32 teacher. The ``eager`` backend keeps the
+    test quick (graph capture without code generation); the CLI asks for inductor."""
+    result = speed_benchmark(
+        recipe, "cpu", names=("teacher", "student"), repeats=2, warmup=1, tracker_frames=2,
+        frame_size=(60, 80), gemm_sizes=(64,), memory=False, prompter=False, compile="eager",
+    )  # fmt: skip
+    for name, row in result["models"].items():
+        compiled = row["compiled"]
+        assert "error" not in compiled, compiled
+        assert compiled["backend"] == "eager" and compiled["compile_s"] > 0
+        assert compiled["latency"]["runs"] == 2 and compiled["tracker"]["frame"]["runs"] == 2
+        assert result["compiled_vs_fp32_teacher"][name] == pytest.approx(
+            compiled["tracker_fps"] / result["models"]["teacher"]["tracker_fps"])
+    console = Console(record=True, width=200, file=open("/dev/null", "w"))
+    render(result, console)
+    text = console.export_text()
+    assert "torch.compile" in text and "x the fp32 teacher's" in text
+
+
 def test_training_memory_in_a_subprocess(recipe):
     result = training_peak_memory(recipe, "cpu", stages=("student",), steps=1, timeout=120)
     entry = result["student"]

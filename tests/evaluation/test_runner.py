@@ -252,7 +252,25 @@ def test_run_evaluate_takes_workers_and_hann_window_from_the_run_recipe(tmp_path
     monkeypatch.setattr(runner, "evaluate_checkpoint", fake_evaluate)
     assert run_evaluate(run, ["synthetic"], out=tmp_path / "eval", device="cpu", plots=False) == 0
     assert seen == {"workers": 3, "name": "tiny-student-nohann", "keep_ratio": None, "hann_window": False,
-                    "precision": "fp32"}
+                    "precision": "fp32", "compile": None}
     assert (tmp_path / "eval" / "results" / "tiny-student-nohann" / "synthetic").is_dir()
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert set(report["datasets"]["synthetic"]) == {"tiny-student-nohann"}
+
+
+def test_compiled_trackers_in_workers_write_the_eager_boxes(tmp_path, lasher_data):
+    """``evaluate --compile``: each spawned worker compiles its tracker's forward (the ``eager``
+    backend here, to stay quick); the result files are the eager tracker's, in the same folder."""
+    checkpoint = write_checkpoint(tmp_path / "tiny.pt")
+    evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "eager", workers=1, progress=False)
+    evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "compiled", workers=2,
+                        progress=False, compile="eager")
+    for name in lasher_data.list_sequences():
+        np.testing.assert_allclose(
+            read_otb_result(otb_result_path(tmp_path / "compiled" / "tiny" / "synthetic", name)),
+            read_otb_result(otb_result_path(tmp_path / "eager" / "tiny" / "synthetic", name)),
+            atol=1e-3)
+    # the backend does reach the tracker: one that does not exist is refused
+    with pytest.raises(Exception, match="no_such_backend"):
+        evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "bad", workers=1,
+                            progress=False, compile="no_such_backend")

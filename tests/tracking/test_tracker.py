@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import CheckpointError, DataError
+from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError
 from mmtrack_kd.models import TrackerOutput, boxes_at
 from mmtrack_kd.tracking import CropSettings, Tracker, hann_window, run_sequence, windowed_peak
 from modality_adapters.rgb import RGBAdapter
@@ -301,3 +301,44 @@ def test_bf16_precision_runs_the_model_in_bfloat16_and_decodes_in_float32(make_c
         assert tracked[precision].dtype == np.float64 and np.isfinite(tracked[precision]).all()
     with pytest.raises(ValueError, match="precision 'fp16'"):
         Tracker.from_checkpoint(path, registry=registry, precision="fp16")
+
+
+@pytest.mark.parametrize(("kind", "backend"), [
+    ("student", "eager"), ("teacher", "eager"), pytest.param("student", "inductor", marks=pytest.mark.slow)])
+def test_compiled_tracker_follows_the_eager_one_across_sequences(make_checkpoint, registry, scene_frames,
+                                                                 kind: str, backend: str) -> None:
+    """``compile=...`` tracks the boxes the eager tracker does, and a second sequence's template
+    reaches the compiled graph (were the template tensors baked in as constants, the second
+    sequence would be tracked against the first one's template). ``eager`` checks the graph
+    capture quickly; ``inductor`` (what ``--compile`` uses) also generates and runs code."""
+    path = make_checkpoint(kind=kind)
+    rgb, thermal, boxes = scene_frames(4)
+    frames = [[r.astype(np.float32) / 255, np.repeat(t[:, :, None], 3, 2).astype(np.float32) / 255]
+              for r, t in zip(rgb, thermal)]
+    starts = [(frames[0], boxes[0]), (frames[1], np.asarray(boxes[0]) + [8.0, 6.0, 4.0, 2.0])]
+    tracked = {}
+    for compile in (None, backend):
+        tracker = Tracker.from_checkpoint(path, registry=registry, compile=compile)
+        runs = []
+        for first, box in starts:
+            tracker.initialize(first, box)
+            runs.append(np.array([np.append(*tracker.track(step)) for step in frames[2:]]))
+        tracked[compile] = runs
+    for eager, compiled in zip(tracked[None], tracked[backend]):
+        np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-3)
+    assert not np.allclose(tracked[None][0], tracked[None][1])  # the two templates differ
+
+
+def test_a_forward_that_fails_under_compile_names_the_option(make_checkpoint, registry, scene_frames) -> None:
+    path = make_checkpoint()
+    rgb, thermal, boxes = scene_frames(2)
+    frames = [[r.astype(np.float32) / 255, np.repeat(t[:, :, None], 3, 2).astype(np.float32) / 255]
+              for r, t in zip(rgb, thermal)]
+
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler for this graph")
+
+    tracker = Tracker.from_checkpoint(path, registry=registry, compile=broken_backend)
+    tracker.initialize(frames[0], boxes[0])
+    with pytest.raises(MmtrackError, match=r"torch.compile .*no compiler for this graph.*without --compile"):
+        tracker.track(frames[1])
