@@ -456,7 +456,7 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
         timing["train_s"] += time.perf_counter() - started
         _atomic_json(timing_path, timing)
     checkpoint = _stage_checkpoint(run_dir, stage)
-    datasets = [(choice.name, choice.plugin(choice.options)) for choice in recipe.evaluate.datasets]
+    datasets = _evaluation_datasets(recipe)
     started = time.perf_counter()
     results = evaluate_checkpoint(checkpoint, datasets, out_dir / "eval", workers=workers,
                                   device=device, tracker_name=job.id, progress=False)
@@ -499,6 +499,11 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
     return record
 
 
+def _evaluation_datasets(recipe: Recipe) -> list[tuple[str, Any]]:
+    """``(name, plugin instance)`` of the recipe's ``evaluate.datasets``."""
+    return [(choice.name, choice.plugin(choice.options)) for choice in recipe.evaluate.datasets]
+
+
 RETRAINED_MARK = "retrained.json"
 
 
@@ -526,7 +531,7 @@ def teacher_provenance(teacher: Path, retrained: bool, recipe: Recipe, out_dir: 
         if known.get("sha256") != out["teacher_sha256"]:
             from mmtrack_kd.evaluation.runner import evaluate_checkpoint
 
-            datasets = [(c.name, c.plugin(c.options)) for c in recipe.evaluate.datasets]
+            datasets = _evaluation_datasets(recipe)
             name = f"{teacher.parent.parent.name}-retrained-{out['teacher_sha256'][:8]}"
             results = evaluate_checkpoint(teacher, datasets, out_dir / "eval", workers=workers,
                                           device=device, tracker_name=name, progress=False)

@@ -274,11 +274,11 @@ class Tracker:
         self.state = box
 
     def _forward(self, searches: list[Tensor]) -> Any:
-        if self.compile is None:
-            return self._model_track(searches, keep_ratio=self.keep_ratio)
         try:
             return self._model_track(searches, keep_ratio=self.keep_ratio)
         except Exception as error:  # torch._dynamo / inductor errors have no common public base
+            if self.compile is None:
+                raise
             cause = error  # dynamo wraps the backend's own error: name that one
             while (inner := getattr(cause, "inner_exception", None) or cause.__cause__) is not None:
                 cause = inner
