@@ -661,8 +661,10 @@ def _teacher_cell(record: dict[str, Any]) -> str:
 
 
 def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, command: str,
-                 seeds: Sequence[int], reduced: bool, missing: list[str]) -> Path:
-    """Write the markdown report of ``records`` to ``path``."""
+                 seeds: Sequence[int], reduced: bool, missing: list[str],
+                 superseded: Sequence[dict[str, Any]] = ()) -> Path:
+    """Write the markdown report of ``records`` to ``path``; ``superseded``: the entries of
+    :func:`load_superseded`, listed with their scores and why they were run again."""
     from mmtrack_kd.evaluation.published import published_scores
 
     lines = ["# Small-scale check of the paper's claims (synthetic benchmark)", ""]
@@ -695,6 +697,16 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
                   "earlier machine. Training is not bit-reproducible across machines, so that is a "
                   "different teacher: the arms table gives its file and its own score, and a claim "
                   "whose two arms used different teacher files says so.", ""]
+    if superseded:
+        lines += ["Run again (`--rerun`); the earlier records are kept in `results.json` under "
+                  "`superseded` and not used in any table:", ""]
+        for entry in superseded:
+            old = entry["record"]
+            head = _headline(old)
+            scores = " / ".join(f"{k} {v:.1f}" for k, v in head.items()) or "no score"
+            lines.append(f"- {old['id']} (set aside {entry['at']}): {scores}; teacher file "
+                         f"{_teacher_file(old) or '-'}. Why: {entry['reason']}")
+        lines.append("")
 
     # ---- claims
     t3, t4, t5 = (_paper_table(key, table, records) for key in ("table3", "table4", "table5"))
@@ -858,6 +870,8 @@ def run_experiments(
     dry_run: bool = False,
     command: str | None = None,
     overrides: Sequence[str] = (),
+    rerun: Sequence[str] = (),
+    reason: str | None = None,
 ) -> Path:
     """Run the planned arms (resumable) and write ``results.json`` and the markdown report.
 
@@ -877,6 +891,9 @@ def run_experiments(
         command: the command line printed in the report (default: this process's argv).
         overrides: ``KEY=VALUE`` overrides applied to every arm (before the arm's own), e.g.
             ``teacher.optim.samples_per_epoch=12800``; recorded in each arm's result.
+        rerun: job ids to run again although they finished (see :func:`supersede`); they
+            are run whether or not ``only`` names them.
+        reason: why they are run again (required with ``rerun``); the report shows it.
 
     Returns:
         The markdown report's path.
@@ -885,13 +902,23 @@ def run_experiments(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(dict.fromkeys(int(s) for s in seeds))
-    jobs = plan_jobs(table, seeds, only)
+    rerun = list(dict.fromkeys(rerun))
+    if rerun:
+        unknown = set(rerun) - {j.id for j in plan_jobs(table, seeds)}
+        if unknown:
+            raise MmtrackError(f"--rerun: no job {sorted(unknown)} (give job ids, e.g. rgbt-student-s0)")
+        if not (reason or "").strip():
+            raise MmtrackError("--rerun needs --reason: the report says why a finished arm was run again")
+    jobs = plan_jobs(table, seeds, list(only) + rerun if only else None)
     if command is None:
         program = Path(sys.argv[0]).name
         program = "python -m mmtrack_kd.experiments" if program in ("experiments.py", "__main__.py") else program
         command = " ".join([program, shlex.join(sys.argv[1:])]).strip()
     report = Path(report) if report is not None else out_dir / "results.md"
-    restore_records(report.with_name("results.json"), out_dir / "results", reduced)
+    restore_records(report.with_name("results.json"), out_dir, reduced)
+    if not dry_run:
+        for job_id in rerun:
+            supersede(job_id, out_dir, str(reason))
     for index, job in enumerate(jobs, 1):
         if dry_run:
             break
@@ -909,27 +936,71 @@ def run_experiments(
             records.append(json.loads(path.read_text(encoding="utf-8")))
         else:
             missing.append(job.id)
+    superseded = [e for e in load_superseded(out_dir) if bool(e["record"].get("reduced")) == reduced]
     _atomic_json(report.with_name("results.json"),
                  {"command": command, "seeds": seeds, "reduced": reduced,
-                  "arms_table": str(table.path), "records": records, "missing": missing})
-    return write_report(table, records, report, command, seeds, reduced, missing)
+                  "arms_table": str(table.path), "records": records, "missing": missing,
+                  "superseded": superseded})
+    return write_report(table, records, report, command, seeds, reduced, missing, superseded)
 
 
-def restore_records(results_json: Path, records_dir: Path, reduced: bool = False) -> list[str]:
+SUPERSEDED_DIR = "superseded"
+
+
+def supersede(job_id: str, out_dir: Path, reason: str) -> Path | None:
+    """Set a finished job aside so that the next run trains and scores it afresh: its record,
+    run folder and tracked boxes move to ``superseded/<id>-<UTC time>/`` (nothing is deleted),
+    with ``reason`` beside them. Returns that folder, or None when the job has no record (never
+    finished, or set aside already and its rerun was interrupted: the partial rerun is kept and
+    resumes)."""
+    record_path = out_dir / "results" / f"{job_id}.json"
+    if not record_path.is_file():
+        log.info("%s: no finished record to set aside; running it (resuming a partial rerun)", job_id)
+        return None
+    at = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
+    dest = out_dir / SUPERSEDED_DIR / f"{job_id}-{at}"
+    dest.mkdir(parents=True, exist_ok=False)
+    for source, name in ((out_dir / "runs" / job_id, "run"), (out_dir / "eval" / job_id, "eval")):
+        if source.exists():
+            source.rename(dest / name)
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    # the entry is written before the record leaves, so an interruption loses nothing
+    _atomic_json(dest / "superseded.json", {"at": at, "reason": reason, "record": record})
+    record_path.unlink()
+    log.info("%s: set aside in %s (%s); running it again", job_id, dest, reason)
+    return dest
+
+
+def load_superseded(out_dir: Path) -> list[dict[str, Any]]:
+    """The entries :func:`supersede` wrote (``at``, ``reason``, ``record``), oldest first."""
+    entries = [json.loads(p.read_text(encoding="utf-8"))
+               for p in (out_dir / SUPERSEDED_DIR).glob("*/superseded.json")]
+    return sorted(entries, key=lambda e: (e["at"], e["record"]["id"]))
+
+
+def restore_records(results_json: Path, out_dir: Path, reduced: bool = False) -> list[str]:
     """Copy the per-job records of a committed ``results.json`` (the report's raw results) into
-    ``records_dir`` where no record of that job is, so arms finished in an earlier session on
-    another machine count as finished here; returns the ids restored. Records of the other
-    setting (reduced vs full) are never restored."""
+    ``out_dir/results`` where no record of that job is, so arms finished in an earlier session
+    on another machine count as finished here; returns the ids restored. Its superseded entries
+    are restored too, and a record that was superseded is never restored (a rerun interrupted on
+    one machine must not bring the old record back). Records of the other setting (reduced vs
+    full) are never restored."""
     if not results_json.is_file():
         return []
     try:
         stored = json.loads(results_json.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise MmtrackError(f"{results_json}: cannot read the stored results ({error})") from None
+    for entry in stored.get("superseded", []):
+        path = out_dir / SUPERSEDED_DIR / f"{entry['record']['id']}-{entry['at']}" / "superseded.json"
+        if not path.is_file():
+            _atomic_json(path, entry)
+    set_aside = [e["record"] for e in load_superseded(out_dir)]
+    records_dir = out_dir / "results"
     restored = []
     for record in stored.get("records", []):
         path = records_dir / f"{record['id']}.json"
-        if path.is_file() or bool(record.get("reduced")) != reduced:
+        if path.is_file() or bool(record.get("reduced")) != reduced or record in set_aside:
             continue
         _atomic_json(path, record)
         restored.append(record["id"])
@@ -953,6 +1024,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override every arm's recipe (repeatable)")
+    parser.add_argument("--rerun", action="append", default=[], metavar="JOB_ID",
+                        help="run a finished job again; its old record, run folder and boxes are "
+                             "set aside under <out>/superseded/ (repeatable; needs --reason)")
+    parser.add_argument("--reason", default=None, help="why the --rerun jobs are run again")
     parser.add_argument("--write-recipes", default=None, metavar="DIR")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -962,7 +1037,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(path)
         return 0
     path = run_experiments(args.arms, args.out, seeds, args.only, args.reduced, args.workers,
-                           args.report, dry_run=args.dry_run, overrides=args.set)
+                           args.report, dry_run=args.dry_run, overrides=args.set,
+                           rerun=args.rerun, reason=args.reason)
     print(path)
     return 0
 

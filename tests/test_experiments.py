@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.experiments import load_arms, plan_jobs, run_experiments, write_recipes
 
 ARMS = Path(__file__).resolve().parents[1] / "recipes" / "experiments"
@@ -107,6 +108,21 @@ def test_reduced_run_writes_report_and_resumes(tmp_path: Path) -> None:
     text = report.read_text()
     assert "Retrained teachers: rgbt-student-s0" in text and " retrained (its PR " in text
 
+    # --rerun: a finished arm trains and scores afresh; the old record stays, set aside
+    with pytest.raises(MmtrackError, match="--reason"):
+        run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
+                        rerun=["rgbt-baseline-s0"])
+    baseline = next(r for r in again["records"] if r["id"] == "rgbt-baseline-s0")
+    run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
+                    command="mmtrack-kd experiments --reduced", rerun=["rgbt-baseline-s0"],
+                    reason="checking the rerun")
+    assert (out / "runs" / "rgbt-baseline-s0").is_dir()  # trained this time
+    third = json.loads((tmp_path / "docs" / "results.json").read_text())
+    assert [e["record"] for e in third["superseded"]] == [baseline]
+    assert third["superseded"][0]["reason"] == "checking the rerun"
+    assert {r["id"] for r in third["records"]} == ids
+    assert "- rgbt-baseline-s0 (set aside " in report.read_text()
+
 
 def test_restore_records_takes_only_missing_records_of_the_same_setting(tmp_path: Path) -> None:
     from mmtrack_kd.experiments import restore_records
@@ -117,11 +133,45 @@ def test_restore_records_takes_only_missing_records_of_the_same_setting(tmp_path
         {"id": "rgbt-fost-s0", "reduced": False, "samples": 20},
         {"id": "rgbt-tiny-s0", "reduced": True, "samples": 1},
     ]}))
-    records = tmp_path / "records"
-    records.mkdir()
+    out = tmp_path / "out"
+    records = out / "results"
+    records.mkdir(parents=True)
     (records / "rgbt-fost-s0.json").write_text(json.dumps({"id": "rgbt-fost-s0", "samples": 99}))
-    assert restore_records(stored, records) == ["rgbt-teacher-s0"]
+    assert restore_records(stored, out) == ["rgbt-teacher-s0"]
     assert json.loads((records / "rgbt-teacher-s0.json").read_text())["samples"] == 10
     assert json.loads((records / "rgbt-fost-s0.json").read_text())["samples"] == 99  # kept
-    assert restore_records(stored, records, reduced=True) == ["rgbt-tiny-s0"]
-    assert restore_records(tmp_path / "absent.json", records) == []
+    assert restore_records(stored, out, reduced=True) == ["rgbt-tiny-s0"]
+    assert restore_records(tmp_path / "absent.json", out) == []
+
+
+def test_superseded_record_moves_aside_and_is_never_restored(tmp_path: Path) -> None:
+    from mmtrack_kd.experiments import load_superseded, restore_records, supersede
+
+    old = {"id": "rgbt-student-s0", "reduced": False, "samples": 10}
+    stored = tmp_path / "results.json"
+    stored.write_text(json.dumps({"reduced": False, "records": [old]}))
+    out = tmp_path / "out"
+    assert restore_records(stored, out) == ["rgbt-student-s0"]
+    (out / "runs" / "rgbt-student-s0" / "student").mkdir(parents=True)
+    (out / "runs" / "rgbt-student-s0" / "student" / "last.pt").write_bytes(b"old")
+    (out / "eval" / "rgbt-student-s0").mkdir(parents=True)
+    dest = supersede("rgbt-student-s0", out, "teacher file changed")
+    assert dest is not None and (dest / "run" / "student" / "last.pt").read_bytes() == b"old"
+    assert (dest / "eval").is_dir() and not (out / "eval" / "rgbt-student-s0").exists()
+    assert not (out / "results" / "rgbt-student-s0.json").exists()
+    assert not (out / "runs" / "rgbt-student-s0").exists()
+    # an interrupted rerun: the committed results.json still holds the old record; it stays out
+    assert restore_records(stored, out) == []
+    assert supersede("rgbt-student-s0", out, "again") is None  # nothing finished to set aside
+    entries = load_superseded(out)
+    assert [(e["record"], e["reason"]) for e in entries] == [(old, "teacher file changed")]
+    # a fresh machine: the superseded entries travel in results.json and come back with it
+    stored.write_text(json.dumps({"reduced": False, "records": [old], "superseded": entries}))
+    fresh = tmp_path / "fresh"
+    assert restore_records(stored, fresh) == []
+    assert load_superseded(fresh) == entries
+
+
+def test_rerun_names_a_planned_job(tmp_path: Path) -> None:
+    with pytest.raises(MmtrackError, match="no job"):
+        run_experiments(ARMS, tmp_path, seeds=[0], rerun=["rgbt-student"], reason="x", dry_run=True)
