@@ -138,10 +138,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_track(args: argparse.Namespace) -> int:
     """Track one object through a pair of videos or frame folders."""
-    from mmtrack_kd.tracking import track
+    from mmtrack_kd.tracking import TrackerSettings, track
 
+    settings = TrackerSettings(precision="bf16" if args.bf16 else "fp32", compile=_compile_backend(args))
     run = track(args.checkpoint, args.rgb, args.aux, args.init, args.out, device=args.device,
-                precision="bf16" if args.bf16 else "fp32", compile=_compile_backend(args))
+                settings=settings)
     console.print(run.summary())
     return 0
 

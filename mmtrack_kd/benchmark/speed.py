@@ -34,7 +34,7 @@ from mmtrack_kd.engine.distributed import choose_device
 from mmtrack_kd.engine.precision import autocast
 from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import Recipe
-from mmtrack_kd.tracking.tracker import CropSettings, Tracker
+from mmtrack_kd.tracking.tracker import CropSettings, Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ def tracker_fps(
     ``compile``: the tracker's torch.compile backend; its compilation happens in the warm-up.
     """
     device = torch.device(device)
-    tracker = Tracker(model, adapters, crop, device, keep_ratio, precision=precision, compile=compile)
+    tracker = Tracker(model, adapters, crop, device,
+                      TrackerSettings(keep_ratio=keep_ratio, precision=precision, compile=compile))
     height, width = frame_size
     pool = synthetic_frames(adapters, min(8, frames + warmup + 1), height, width)
     box = [width * 0.4, height * 0.4, width * 0.2, height * 0.2]

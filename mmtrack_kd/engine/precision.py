@@ -1,6 +1,6 @@
 """Mixed precision: which autocast dtype a precision setting means, and the autocast context.
 
-One place for training (``train.precision``), tracking (``Tracker(precision=...)``,
+One place for training (``train.precision``), tracking (``TrackerSettings(precision=...)``,
 ``evaluate --bf16``, ``track --bf16``) and the speed benchmark's bf16 rows.
 """
 

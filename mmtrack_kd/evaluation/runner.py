@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from mmtrack_kd.evaluation.results_io import (
     write_vot_longterm_result,
 )
 from mmtrack_kd.evaluation.scoring import layout_for, score_results_folder
+
+if TYPE_CHECKING:  # torch-free at import: scoring --results folders needs no model
+    from mmtrack_kd.tracking import TrackerSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +84,6 @@ def resolve_targets(target: str | os.PathLike[str]) -> list[TrackerTarget]:
             f"{path}: no checkpoint found (expected {', '.join(f'{s}/{RUN_CHECKPOINT}' for s in RUN_STAGES)})"
         )
     return targets
-
-
-def _variant_name(name: str, keep_ratio: float | None, hann: bool, precision: str = "fp32") -> str:
-    """The results folder name of a tracker run with non-default inference settings, so a
-    resumed evaluation never mixes boxes tracked with other settings."""
-    return (name + (f"-keep{keep_ratio:g}" if keep_ratio is not None else "") + ("" if hann else "-nohann")
-            + ("" if precision == "fp32" else f"-{precision}"))
 
 
 def _recipe_of(target: Path) -> Any | None:
@@ -194,16 +190,14 @@ def _protocol(dataset: Any) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(checkpoint: str, device: str, threads: int, keep_ratio: float | None = None,
-                 hann: bool = True, precision: str = "fp32", compile: str | None = None) -> None:
+def _init_worker(checkpoint: str, device: str, threads: int, settings: TrackerSettings) -> None:
     """Per-process set-up: thread budget and one tracker built from the checkpoint file."""
     import torch
 
     from mmtrack_kd.tracking import Tracker
 
     torch.set_num_threads(max(1, threads))
-    _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device, keep_ratio=keep_ratio, hann=hann,
-                                                 precision=precision, compile=compile)
+    _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device, settings=settings)
 
 
 def _track_one(dataset: Any, name: str, tracker_dir: str, layout: str) -> tuple[str, int, float]:
@@ -242,10 +236,7 @@ def evaluate_checkpoint(
     device: str = "cpu",
     tracker_name: str | None = None,
     progress: bool = True,
-    keep_ratio: float | None = None,
-    hann_window: bool = True,
-    precision: str = "fp32",
-    compile: str | None = None,
+    settings: TrackerSettings | None = None,
 ) -> dict[str, ProtocolResult]:
     """Track every sequence of each dataset with one checkpoint, then score.
 
@@ -262,12 +253,11 @@ def evaluate_checkpoint(
         device: ``"cpu"`` or ``"cuda"`` (every worker uses it).
         tracker_name: folder name of this tracker (default: the checkpoint's stem).
         progress: show a rich progress bar.
-        keep_ratio: candidate-elimination keep ratio at inference (default: the checkpoint's).
-        hann_window: weight the score map with the Hann window before the peak (OSTrack).
-        precision: ``"fp32"`` or ``"bf16"`` (the model under bfloat16 autocast).
-        compile: a ``torch.compile`` backend (``"inductor"``) each tracker compiles its
-            per-frame forward with; None: eager. Speed only: the boxes stay those of the eager
-            model (within float rounding), so the results folder keeps its name.
+        settings: how each tracker runs (keep ratio, Hann window, precision, compilation;
+            default :class:`~mmtrack_kd.tracking.TrackerSettings`). Each worker compiles its
+            own tracker when ``settings.compile`` asks for it. The results folder is
+            ``tracker_name`` as given: :meth:`TrackerSettings.variant_name` makes one per
+            setting.
 
     Returns:
         Dataset name -> :class:`ProtocolResult` of the dataset's protocol.
@@ -276,6 +266,9 @@ def evaluate_checkpoint(
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: checkpoint file not found")
     tracker_name = tracker_name or checkpoint.stem
+    from mmtrack_kd.tracking import TrackerSettings
+
+    settings = settings if settings is not None else TrackerSettings()
     workers = max(1, int(workers))
     threads = _threads_per_worker(workers)
     jobs: list[tuple[Any, str, str, str, str]] = []  # dataset, sequence, folder, layout, label
@@ -295,7 +288,7 @@ def evaluate_checkpoint(
         with _progress(progress) as bar:
             task = bar.add_task(f"{tracker_name}", total=len(jobs))
             if workers == 1:
-                _init_worker(str(checkpoint), device, threads, keep_ratio, hann_window, precision, compile)
+                _init_worker(str(checkpoint), device, threads, settings)
                 try:
                     for dataset, seq, folder, layout, label in jobs:
                         _track_one(dataset, seq, folder, layout)
@@ -307,7 +300,7 @@ def evaluate_checkpoint(
                     max_workers=min(workers, len(jobs)),
                     mp_context=get_context("spawn"),
                     initializer=_init_worker,
-                    initargs=(str(checkpoint), device, threads, keep_ratio, hann_window, precision, compile),
+                    initargs=(str(checkpoint), device, threads, settings),
                 ) as pool:
                     futures = {pool.submit(_track_one, d, s, f, lay): (label, s)
                                for d, s, f, lay, label in jobs}
@@ -378,8 +371,9 @@ def run_evaluate(
     Writes under ``out`` (default ``<run>/eval`` for a run folder, ``eval`` otherwise):
     ``results/<tracker>/<dataset>/...``, ``report.json``, ``plots/*.png``; prints the tables.
     ``workers`` (None: the run's ``evaluate.workers``, else 1) and the Hann window
-    (``evaluate.hann_window``) come from the run's recipe where there is one. Returns the exit
-    status (0).
+    (``evaluate.hann_window``) come from the run's recipe where there is one; ``keep_ratio``,
+    ``precision`` and ``compile`` are those of :class:`~mmtrack_kd.tracking.TrackerSettings`.
+    Returns the exit status (0).
     """
     from mmtrack_kd.console import console
     from mmtrack_kd.evaluation.report import print_report, write_json
@@ -397,28 +391,26 @@ def run_evaluate(
         if target is None:
             raise MmtrackError("evaluate needs a run folder or checkpoint (or --results DIR...)")
         # torch only where tracking happens (scoring --results folders needs none), and the
-        # device and precision checked here, before any worker starts: one message, not one a worker
+        # device and settings checked here, before any worker starts: one message, not one a worker
         from mmtrack_kd.engine.distributed import choose_device
-        from mmtrack_kd.tracking.tracker import PRECISIONS
+        from mmtrack_kd.tracking import TrackerSettings
 
-        if precision not in PRECISIONS:
-            raise MmtrackError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+        recipe = _recipe_of(Path(target))
+        settings = TrackerSettings(keep_ratio=keep_ratio, precision=precision, compile=compile,
+                                   hann_window=recipe.evaluate.hann_window if recipe is not None else True)
         device = str(choose_device("auto" if device is None else device, "--device"))
         targets = resolve_targets(target)
         entries = resolve_datasets(datasets, target, root)
-        recipe = _recipe_of(Path(target))
         if workers is None:
             workers = recipe.evaluate.workers if recipe is not None else 1
-        hann = recipe.evaluate.hann_window if recipe is not None else True
         out_dir = Path(out) if out is not None else (
             Path(target) / "eval" if Path(target).is_dir() else Path("eval"))
         scored = {name: {} for name, _ in entries}
         for tracker in targets:
-            label = _variant_name(tracker.name, keep_ratio, hann, precision)
+            label = settings.variant_name(tracker.name)
             for name, result in evaluate_checkpoint(
                 tracker.checkpoint, entries, out_dir / "results", workers, device,
-                label, keep_ratio=keep_ratio,
-                hann_window=hann, precision=precision, compile=compile,
+                label, settings=settings,
             ).items():
                 scored[name][label] = result
         for name, _ in entries:

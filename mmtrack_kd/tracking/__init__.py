@@ -1,7 +1,8 @@
 """The inference tracker (OSTrack's test-time procedure) and the ``mmtrack-kd track`` command.
 
 - :class:`Tracker` -- ``initialize(frames, box)`` / ``track(frames) -> (box, confidence)``, built
-  from a model and adapters or from a checkpoint file alone (:meth:`Tracker.from_checkpoint`);
+  from a model and adapters or from a checkpoint file alone (:meth:`Tracker.from_checkpoint`),
+  run as :class:`TrackerSettings` say (keep ratio, Hann window, precision, compilation);
 - :func:`run_sequence` -- one-pass tracking of a :class:`~mmtrack_kd.data.sequence.Sequence` for
   the evaluation runner;
 - :func:`track` -- the ``track`` command (videos or frame folders in, result files and an
@@ -14,6 +15,7 @@ from mmtrack_kd.tracking.tracker import (
     CropSettings,
     SequenceResult,
     Tracker,
+    TrackerSettings,
     adapters_from_checkpoint,
     frames_per_second,
     hann_window,
@@ -27,6 +29,7 @@ __all__ = [
     "SequenceResult",
     "TrackRun",
     "Tracker",
+    "TrackerSettings",
     "adapters_from_checkpoint",
     "frames_per_second",
     "hann_window",

@@ -28,7 +28,7 @@ from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.errors import DataError, MmtrackError
 from mmtrack_kd.evaluation.results_io import atomic_write_text, write_otb_result
 from mmtrack_kd.tracking.sources import FrameStream
-from mmtrack_kd.tracking.tracker import Tracker, frames_per_second
+from mmtrack_kd.tracking.tracker import Tracker, TrackerSettings, frames_per_second
 
 BOXES_FILE = "boxes.txt"
 CONFIDENCE_FILE = "confidence.txt"
@@ -204,8 +204,7 @@ def track(
     device: str | None = None,
     registry: Any = None,
     on_frame: Callable[[int, int | None], None] | None = None,
-    precision: str = "fp32",
-    compile: str | None = None,
+    settings: TrackerSettings | None = None,
 ) -> TrackRun:
     """Track one object from ``init`` through the RGB (and auxiliary) stream.
 
@@ -217,8 +216,8 @@ def track(
         init: first-frame box ``"X,Y,W,H"`` in pixels.
         out: output folder (created).
         device: ``"cuda"`` when available and ``"cpu"`` otherwise, unless given.
-        precision: ``"fp32"``, or ``"bf16"`` for the model under bfloat16 autocast.
-        compile: a ``torch.compile`` backend for the per-frame forward (``"inductor"``); None: eager.
+        settings: precision, compilation, keep ratio and Hann window of the tracker
+            (:class:`~mmtrack_kd.tracking.TrackerSettings`; default fp32, eager).
         registry: plugin registry for the adapters (the installed plugins by default).
         on_frame: called as ``on_frame(frames_done, total_or_None)`` after every frame.
 
@@ -228,7 +227,7 @@ def track(
     """
     box = parse_box(init)
     tracker = Tracker.from_checkpoint(checkpoint, device=device or "auto", registry=registry,
-                                      precision=precision, compile=compile)
+                                      settings=settings if settings is not None else TrackerSettings())
     streams = [FrameStream(Path(rgb), tracker.adapters[0], "rgb")]
     if tracker.num_modalities > 1:
         if aux is None:

@@ -50,6 +50,48 @@ Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How a tracker runs its model at inference (not what the model is). One object goes from
+    the command line through the evaluation workers to each :class:`Tracker`, and names the
+    results folder of a run with non-default settings (:meth:`variant_name`).
+
+    Args:
+        keep_ratio: candidate-elimination keep ratio for ``model.track`` (None: the model's
+            configured one; models without elimination ignore it).
+        hann_window: weight the score map with a Hann window before taking its peak (OSTrack);
+            ``evaluate.hann_window: false`` is the ablation without it.
+        precision: ``"fp32"``, or ``"bf16"`` to run the model under bfloat16 autocast (faster
+            on CPUs with AVX-512 BF16 / AMX and on GPUs; the peak and the box are still decoded
+            in float32). ``mmtrack-kd benchmark --what speed --bf16`` shows how far its boxes
+            move from float32's.
+        compile: a ``torch.compile`` backend, by name (``"inductor"``, what ``--compile`` asks
+            for) or as a callable, to compile the per-frame forward with; None runs it eagerly.
+            The first tracked frame pays the compilation (tens of seconds for ViT-B on a CPU).
+
+    Raises:
+        MmtrackError: an unknown precision or a keep ratio outside (0, 1].
+    """
+
+    keep_ratio: float | None = None
+    hann_window: bool = True
+    precision: Precision = "fp32"
+    compile: str | Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise MmtrackError(f"precision {self.precision!r}: one of {', '.join(PRECISIONS)}")
+        if self.keep_ratio is not None and not 0 < self.keep_ratio <= 1:
+            raise MmtrackError(f"keep ratio {self.keep_ratio}: must be in (0, 1]")
+
+    def variant_name(self, name: str) -> str:
+        """``name`` with a suffix per non-default setting that changes boxes, so a resumed
+        evaluation never mixes boxes tracked with other settings. Compilation changes speed,
+        not boxes (within float rounding): it keeps the name."""
+        return (name + (f"-keep{self.keep_ratio:g}" if self.keep_ratio is not None else "")
+                + ("" if self.hann_window else "-nohann")
+                + ("" if self.precision == "fp32" else f"-{self.precision}"))
+
 # -- the Hann window and the windowed decode --------------------------------------------------
 
 
@@ -132,17 +174,9 @@ class Tracker:
             normalise the crops, exactly as in training).
         crop: crop geometry; None takes the sizes from ``model.config`` and factors 2 and 4.
         device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
-        keep_ratio: candidate-elimination keep ratio for ``model.track`` (None: the model's
-            configured one; models without elimination ignore it).
-        hann: weight the score map with a Hann window before taking its peak.
-        precision: ``"fp32"``, or ``"bf16"`` to run the model under bfloat16 autocast (faster
-            on CPUs with AVX-512 BF16 / AMX and on GPUs; the peak and the box are still decoded
-            in float32). ``mmtrack-kd benchmark --what speed --bf16`` shows how far its boxes
-            move from float32's.
-        compile: a ``torch.compile`` backend, by name (``"inductor"``, what ``--compile`` asks
-            for) or as a callable, to compile the per-frame forward with; None runs it eagerly.
-            The first tracked frame pays the compilation (tens of seconds for ViT-B on a CPU);
-            a forward that fails under compilation raises
+        settings: keep ratio, Hann window, precision and compilation
+            (:class:`TrackerSettings`; the defaults: the model's keep ratio, the window, fp32,
+            eager). A forward that fails under compilation raises
             :class:`~mmtrack_kd.errors.MmtrackError` saying so.
 
     Frames passed to :meth:`initialize` and :meth:`track` are what the adapters' ``read``
@@ -155,14 +189,9 @@ class Tracker:
         adapters: SequenceOf[ModalityAdapter],
         crop: CropSettings | None = None,
         device: str | torch.device = "cpu",
-        keep_ratio: float | None = None,
-        hann: bool = True,
-        precision: Precision = "fp32",
-        compile: str | Callable[..., Any] | None = None,
+        settings: TrackerSettings = TrackerSettings(),
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
-        self.precision = precision
+        self.settings = settings
         self.adapters = list(adapters)
         self.num_modalities = int(model.num_modalities)
         if len(self.adapters) != self.num_modalities:
@@ -171,19 +200,15 @@ class Tracker:
                 f"for a model of {self.num_modalities} modalities"
             )
         self.device = choose_device(device, "device")
-        self.amp_dtype = autocast_dtype(precision, self.device)
+        self.amp_dtype = autocast_dtype(settings.precision, self.device)
         self.model = model.to(self.device).eval()
-        self.compile = compile
+        compile = settings.compile
         # Only the per-frame forward is compiled: the template is set once per sequence. Shapes
         # never change within a tracker, so a static graph (dynamic=False) is compiled once; the
         # template tensors are graph inputs, so a new sequence does not recompile.
         self._model_track = (self.model.track if compile is None
                              else torch.compile(self.model.track, backend=compile, dynamic=False))
         self.crop = crop if crop is not None else CropSettings.for_model(model)
-        self.keep_ratio = keep_ratio
-        # Without the Hann window (an ablation, ``evaluate.hann_window: false``) the raw peak
-        # wins: a window of ones keeps one code path.
-        self.hann = bool(hann)
         # (C, 1, 1) statistics per modality on the device: one broadcast op normalises a crop.
         self._means = [self._stat(a.mean, a) for a in self.adapters]
         self._stds = [self._stat(a.std, a) for a in self.adapters]
@@ -208,10 +233,7 @@ class Tracker:
         path: str | os.PathLike,
         device: str | torch.device = "cpu",
         registry: Any = None,
-        keep_ratio: float | None = None,
-        hann: bool = True,
-        precision: Precision = "fp32",
-        compile: str | Callable[..., Any] | None = None,
+        settings: TrackerSettings = TrackerSettings(),
     ) -> "Tracker":
         """A tracker from one mmtrack-kd checkpoint file: model, adapters and crop geometry.
 
@@ -229,8 +251,7 @@ class Tracker:
         crop = info.get("crop")
         if crop is not None and not isinstance(crop, Mapping):
             raise CheckpointError(f"checkpoint {path}: 'crop' is a {type(crop).__name__}, not a mapping")
-        return cls(model, adapters, CropSettings.for_model(model, crop), device, keep_ratio, hann, precision,
-                   compile)
+        return cls(model, adapters, CropSettings.for_model(model, crop), device, settings)
 
     # -- tracking -----------------------------------------------------------------------------
 
@@ -275,15 +296,15 @@ class Tracker:
 
     def _forward(self, searches: list[Tensor]) -> Any:
         try:
-            return self._model_track(searches, keep_ratio=self.keep_ratio)
+            return self._model_track(searches, keep_ratio=self.settings.keep_ratio)
         except Exception as error:  # torch._dynamo / inductor errors have no common public base
-            if self.compile is None:
+            if self.settings.compile is None:
                 raise
             cause = error  # dynamo wraps the backend's own error: name that one
             while (inner := getattr(cause, "inner_exception", None) or cause.__cause__) is not None:
                 cause = inner
             first = (str(cause).strip().splitlines() or [""])[0]
-            backend = getattr(self.compile, "__name__", self.compile)
+            backend = getattr(self.settings.compile, "__name__", self.settings.compile)
             raise MmtrackError(
                 f"the tracker's forward failed under torch.compile (backend {backend!r}): "
                 f"{type(cause).__name__}: {first}; run without --compile"
@@ -305,7 +326,10 @@ class Tracker:
                 out = self._forward(self._tensors(crop_frames(frames, window)))
             if self.window is None or self.window.shape != out.score_map.shape[-2:]:
                 shape = out.score_map.shape[-2:]
-                self.window = (hann_window(*shape) if self.hann else torch.ones(*shape)).to(self.device)
+                # Without the Hann window (an ablation) the raw peak wins: a window of ones
+                # keeps one code path.
+                self.window = (hann_window(*shape) if self.settings.hann_window
+                               else torch.ones(*shape)).to(self.device)
             boxes, scores = windowed_peak(out.score_map.float(), out.size_map.float(),
                                           out.offset_map.float(), self.window)
             cx, cy, w, h = boxes[0].double().cpu().numpy()

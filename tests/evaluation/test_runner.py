@@ -26,6 +26,7 @@ from mmtrack_kd.evaluation.runner import (
 )
 from mmtrack_kd.models import build_model
 from mmtrack_kd.plugins import default_registry
+from mmtrack_kd.tracking import TrackerSettings
 
 #: A 2-block, width-64 model (as tests/tracking): 2x2 template and 4x4 search grids.
 TINY_MODEL = dict(template_size=32, search_size=64, patch_size=16, embed_dim=64, depth=2,
@@ -251,8 +252,7 @@ def test_run_evaluate_takes_workers_and_hann_window_from_the_run_recipe(tmp_path
     monkeypatch.setattr(runner, "resolve_datasets", lambda *a, **k: [("synthetic", lasher_data)])
     monkeypatch.setattr(runner, "evaluate_checkpoint", fake_evaluate)
     assert run_evaluate(run, ["synthetic"], out=tmp_path / "eval", device="cpu", plots=False) == 0
-    assert seen == {"workers": 3, "name": "tiny-student-nohann", "keep_ratio": None, "hann_window": False,
-                    "precision": "fp32", "compile": None}
+    assert seen == {"workers": 3, "name": "tiny-student-nohann", "settings": TrackerSettings(hann_window=False)}
     assert (tmp_path / "eval" / "results" / "tiny-student-nohann" / "synthetic").is_dir()
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert set(report["datasets"]["synthetic"]) == {"tiny-student-nohann"}
@@ -264,7 +264,7 @@ def test_compiled_trackers_in_workers_write_the_eager_boxes(tmp_path, lasher_dat
     checkpoint = write_checkpoint(tmp_path / "tiny.pt")
     evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "eager", workers=1, progress=False)
     evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "compiled", workers=2,
-                        progress=False, compile="eager")
+                        progress=False, settings=TrackerSettings(compile="eager"))
     for name in lasher_data.list_sequences():
         np.testing.assert_allclose(
             read_otb_result(otb_result_path(tmp_path / "compiled" / "tiny" / "synthetic", name)),
@@ -273,4 +273,4 @@ def test_compiled_trackers_in_workers_write_the_eager_boxes(tmp_path, lasher_dat
     # the backend does reach the tracker: one that does not exist is refused
     with pytest.raises(Exception, match="no_such_backend"):
         evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "bad", workers=1,
-                            progress=False, compile="no_such_backend")
+                            progress=False, settings=TrackerSettings(compile="no_such_backend"))

@@ -13,7 +13,7 @@ from torch import nn
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError
 from mmtrack_kd.models import TrackerOutput, boxes_at
-from mmtrack_kd.tracking import CropSettings, Tracker, hann_window, run_sequence, windowed_peak
+from mmtrack_kd.tracking import CropSettings, Tracker, TrackerSettings, hann_window, run_sequence, windowed_peak
 from modality_adapters.rgb import RGBAdapter
 
 
@@ -276,7 +276,7 @@ def test_without_the_hann_window_the_raw_peak_is_read(make_checkpoint, registry,
               for r, t in zip(rgb, thermal)]
     confidences = {}
     for hann in (True, False):
-        tracker = Tracker.from_checkpoint(path, registry=registry, hann=hann)
+        tracker = Tracker.from_checkpoint(path, registry=registry, settings=TrackerSettings(hann_window=hann))
         tracker.initialize(frames[0], boxes[0])
         _, confidences[hann] = tracker.track(frames[1])
         assert bool(torch.all(tracker.window == 1)) != hann
@@ -290,7 +290,7 @@ def test_bf16_precision_runs_the_model_in_bfloat16_and_decodes_in_float32(make_c
               for r, t in zip(rgb, thermal)]
     tracked = {}
     for precision in ("fp32", "bf16"):
-        tracker = Tracker.from_checkpoint(path, registry=registry, precision=precision)
+        tracker = Tracker.from_checkpoint(path, registry=registry, settings=TrackerSettings(precision=precision))
         seen = []
         layer = tracker.model.backbone.blocks[0].attn.qkv  # a matrix product: where bf16 pays
         handle = layer.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
@@ -299,8 +299,8 @@ def test_bf16_precision_runs_the_model_in_bfloat16_and_decodes_in_float32(make_c
         handle.remove()
         assert set(seen) == {torch.bfloat16 if precision == "bf16" else torch.float32}
         assert tracked[precision].dtype == np.float64 and np.isfinite(tracked[precision]).all()
-    with pytest.raises(ValueError, match="precision 'fp16'"):
-        Tracker.from_checkpoint(path, registry=registry, precision="fp16")
+    with pytest.raises(MmtrackError, match="precision 'fp16'"):
+        TrackerSettings(precision="fp16")
 
 
 @pytest.mark.parametrize(("kind", "backend"), [
@@ -318,7 +318,7 @@ def test_compiled_tracker_follows_the_eager_one_across_sequences(make_checkpoint
     starts = [(frames[0], boxes[0]), (frames[1], np.asarray(boxes[0]) + [8.0, 6.0, 4.0, 2.0])]
     tracked = {}
     for compile in (None, backend):
-        tracker = Tracker.from_checkpoint(path, registry=registry, compile=compile)
+        tracker = Tracker.from_checkpoint(path, registry=registry, settings=TrackerSettings(compile=compile))
         runs = []
         for first, box in starts:
             tracker.initialize(first, box)
@@ -338,7 +338,19 @@ def test_a_forward_that_fails_under_compile_names_the_option(make_checkpoint, re
     def broken_backend(graph, example_inputs):
         raise RuntimeError("no compiler for this graph")
 
-    tracker = Tracker.from_checkpoint(path, registry=registry, compile=broken_backend)
+    tracker = Tracker.from_checkpoint(path, registry=registry, settings=TrackerSettings(compile=broken_backend))
     tracker.initialize(frames[0], boxes[0])
     with pytest.raises(MmtrackError, match=r"torch.compile .*no compiler for this graph.*without --compile"):
         tracker.track(frames[1])
+
+
+def test_tracker_settings_name_their_results_folder_and_refuse_bad_values() -> None:
+    """Settings that change boxes give the results folder a suffix (a resumed evaluation never
+    mixes them); compilation changes speed only and keeps the name."""
+    assert TrackerSettings().variant_name("student") == "student"
+    assert TrackerSettings(compile="inductor").variant_name("student") == "student"
+    assert (TrackerSettings(keep_ratio=0.5, hann_window=False, precision="bf16").variant_name("student")
+            == "student-keep0.5-nohann-bf16")
+    for bad in (0.0, 1.5):
+        with pytest.raises(MmtrackError, match=f"keep ratio {bad}"):
+            TrackerSettings(keep_ratio=bad)
