@@ -607,16 +607,39 @@ def _score(record: dict[str, Any]) -> float | None:
     return head.get("F", head.get("PR"))
 
 
+def _retrained_teacher_score(record: dict[str, Any]) -> float | None:
+    """The score of the retrained teacher file a student distilled from (F for DepthTrack's
+    protocol, PR otherwise), from the record's ``teacher_scores``; None when its teacher is the
+    one whose own record the report shows."""
+    if not record.get("teacher_retrained"):
+        return None
+    scores = next(iter((record.get("teacher_scores") or {}).values()), {})
+    value = _finite(scores.get("F", scores.get("PR")))
+    return 100.0 * value if value is not None else None
+
+
 def _claim(records: list[dict[str, Any]], modality: str, arm: str, other: str, claim: str) -> str:
-    """:func:`_verdict` of ``arm`` against ``other`` on the seeds both ran (paired means)."""
+    """:func:`_verdict` of ``arm`` against ``other`` on the seeds both ran (paired means). A
+    student read against ``teacher`` is read against the teacher file it distilled from: a
+    retrained teacher's own score where it had one (see :func:`teacher_provenance`)."""
     mine = {r["seed"]: _score(r) for r in _by(records, modality, arm)}
     theirs = {r["seed"]: _score(r) for r in _by(records, modality, other)}
+    retrained = []
+    if other == "teacher":
+        for r in _by(records, modality, arm):
+            score = _retrained_teacher_score(r)
+            if score is not None:
+                theirs[r["seed"]] = score
+                retrained.append(r["seed"])
     seeds = sorted(seed for seed in set(mine) & set(theirs)
                    if mine[seed] is not None and theirs[seed] is not None)
     if not seeds:
         return _verdict(None, None, claim)
     verdict = _verdict(_mean([mine[s] for s in seeds]), _mean([theirs[s] for s in seeds]), claim)
     verdict += f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+    if retrained := [s for s in seeds if s in retrained]:
+        verdict += (f" - *seed{'s' if len(retrained) > 1 else ''} {', '.join(map(str, retrained))} read "
+                    "against the retrained teacher file the student distilled from*")
     files = {r["seed"]: _teacher_file(r) for r in _by(records, modality, arm)}
     other_files = {r["seed"]: _teacher_file(r) for r in _by(records, modality, other)}
     if any(files[s] and other_files[s] and files[s] != other_files[s] for s in seeds):
@@ -655,8 +678,8 @@ def _teacher_cell(record: dict[str, Any]) -> str:
     cell = f"`{file[:8]}`"
     if record.get("teacher_retrained"):
         scores = next(iter((record.get("teacher_scores") or {}).values()), {})
-        pr = _finite(scores.get("PR", scores.get("F")))
-        cell += " retrained" + (f" (its {'PR' if 'PR' in scores else 'F'} {100 * pr:.1f})" if pr is not None else "")
+        score = _retrained_teacher_score(record)
+        cell += " retrained" + (f" (its {'F' if 'F' in scores else 'PR'} {score:.1f})" if score is not None else "")
     return cell
 
 

@@ -175,3 +175,22 @@ def test_superseded_record_moves_aside_and_is_never_restored(tmp_path: Path) -> 
 def test_rerun_names_a_planned_job(tmp_path: Path) -> None:
     with pytest.raises(MmtrackError, match="no job"):
         run_experiments(ARMS, tmp_path, seeds=[0], rerun=["rgbt-student"], reason="x", dry_run=True)
+
+
+def test_a_student_is_read_against_the_teacher_file_it_distilled_from() -> None:
+    """'student nearly matches the teacher': a student of a retrained teacher is compared with
+    that teacher file's own score, not with the first teacher's record."""
+    from mmtrack_kd.experiments import _claim
+
+    def record(arm: str, pr: float, **extra) -> dict:
+        return {"id": f"rgbt-{arm}-s0", "arm": arm, "modality": "rgbt", "seed": 0,
+                "evaluation": {"synthetic": {"scores": {"PR": pr, "SR": pr / 2}}}, **extra}
+
+    teacher = record("teacher", 0.70)
+    same = record("student", 0.72, teacher="t.pt", teacher_sha256="a" * 16, teacher_retrained=False)
+    line = _claim([teacher, same], "rgbt", "student", "teacher", "matches")
+    assert "+2.0 points" in line and "retrained" not in line
+    other = record("student", 0.72, teacher="t.pt", teacher_sha256="b" * 16, teacher_retrained=True,
+                   teacher_scores={"synthetic": {"PR": 0.60, "SR": 0.3}})
+    line = _claim([teacher, other], "rgbt", "student", "teacher", "matches")
+    assert "+12.0 points" in line and "against the retrained teacher file" in line
