@@ -683,6 +683,10 @@ def _teacher_cell(record: dict[str, Any]) -> str:
     return cell
 
 
+#: The hand-written reading of a report, beside it; the report links it when it is there.
+READING_NAME = "results-reading.md"
+
+
 def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, command: str,
                  seeds: Sequence[int], reduced: bool, missing: list[str],
                  superseded: Sequence[dict[str, Any]] = ()) -> Path:
@@ -707,6 +711,10 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         "test sequences (the synthetic benchmark has no separate validation split): a mild "
         "selection on test data, the same for every arm.", "",
     ]
+    reading = path.with_name(READING_NAME)
+    if reading.is_file():
+        lines += [f"What these numbers say, and what limits them: `{reading.name}` beside this file "
+                  "(written by hand, against the records it names; this file is regenerated).", ""]
     extras = sorted({o for r in records for o in r.get("extra_overrides", [])})
     if extras:
         lines += [f"Overrides applied to every arm: {', '.join(f'`{o}`' for o in extras)}.", ""]
@@ -715,7 +723,7 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
 
     retrained = sorted({r["id"] for r in records if r.get("teacher_retrained")})
     if retrained:
-        lines += [f"Retrained teachers: {', '.join(retrained)} distilled from a teacher trained again "
+        lines += [f"Retrained teachers: {', '.join(retrained)} started from or distilled from a teacher trained again "
                   "(same recipe and seed) because the first teacher's checkpoint was lost with an "
                   "earlier machine. Training is not bit-reproducible across machines, so that is a "
                   "different teacher: the arms table gives its file and its own score, and a claim "
@@ -747,8 +755,12 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         .replace("**holds**", "**holds (student above teacher)**").replace(*within),
         _claim(records, "rgbt", "student", "fost", "(2) distilled student beats FOST"),
         _claim(records, "rgbt", "student-feature", "student-response", "(2) feature KD gives more than response KD"),
-        _claim(records, "rgbt", "fost", "fost-teacher-init",
-               "(control) FOST from scratch vs FOST from the teacher's weights (init alone)"),
+        # Our student starts from the teacher's weights and FOST from scratch, so "student beats
+        # FOST" mixes distillation with initialisation; FOST from the teacher's weights splits them.
+        _claim(records, "rgbt", "fost-teacher-init", "fost",
+               "(control) the teacher's weights alone help FOST (FOST from the teacher's weights vs from scratch)"),
+        _claim(records, "rgbt", "student", "fost-teacher-init",
+               "(control) distillation adds to the teacher's weights (student vs FOST from the teacher's weights)"),
     ]
     for other in ("first-half", "second-half", "all-layers"):
         lines.append(_claim(records, "rgbt", "student", f"student-{other}", f"(3) even layers beat {other}"))

@@ -81,9 +81,12 @@ def test_reduced_run_writes_report_and_resumes(tmp_path: Path) -> None:
                 if p.is_file() and p.parts[len(out.parts)] in ("runs", "eval", "results")}
 
     before = stamps()
+    assert "results-reading.md" not in text
+    (tmp_path / "docs" / "results-reading.md").write_text("# the reading, by hand\n")
     run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
                     command="mmtrack-kd experiments --reduced")
     assert stamps() == before
+    assert "`results-reading.md` beside this file" in report.read_text()  # linked once it exists
 
     # a later session on a fresh machine: only the committed results.json is there. Finished
     # arms are restored, not re-run; a student still to run gets its teacher trained again.
