@@ -618,8 +618,9 @@ def _retrained_teacher_score(record: dict[str, Any]) -> float | None:
     return 100.0 * value if value is not None else None
 
 
-def _claim(records: list[dict[str, Any]], modality: str, arm: str, other: str, claim: str) -> str:
-    """:func:`_verdict` of ``arm`` against ``other`` on the seeds both ran (paired means). A
+def _claim(records: list[dict[str, Any]], modality: str, arm: str, other: str, claim: str,
+           kind: str = "beats") -> str:
+    """:func:`_verdict` (of ``kind``) of ``arm`` against ``other`` on the seeds both ran (paired means). A
     student read against ``teacher`` is read against the teacher file it distilled from: a
     retrained teacher's own score where it had one (see :func:`teacher_provenance`)."""
     mine = {r["seed"]: _score(r) for r in _by(records, modality, arm)}
@@ -634,8 +635,8 @@ def _claim(records: list[dict[str, Any]], modality: str, arm: str, other: str, c
     seeds = sorted(seed for seed in set(mine) & set(theirs)
                    if mine[seed] is not None and theirs[seed] is not None)
     if not seeds:
-        return _verdict(None, None, claim)
-    verdict = _verdict(_mean([mine[s] for s in seeds]), _mean([theirs[s] for s in seeds]), claim)
+        return _verdict(None, None, claim, kind)
+    verdict = _verdict(_mean([mine[s] for s in seeds]), _mean([theirs[s] for s in seeds]), claim, kind)
     verdict += f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
     if retrained := [s for s in seeds if s in retrained]:
         verdict += (f" - *seed{'s' if len(retrained) > 1 else ''} {', '.join(map(str, retrained))} read "
@@ -655,17 +656,24 @@ def _teacher_file(record: dict[str, Any]) -> str | None:
     return record.get("teacher_sha256") or "unrecorded"
 
 
-def _verdict(ours: float | None, other: float | None, claim: str, bigger: bool = True) -> str:
-    """Read a paper's 'A > B' at our noise level."""
+#: How a claim's difference reads, by kind of claim: "beats" (the paper says A > B) or "matches"
+#: (the paper says A is about B; above B still holds, below B by more than the noise does not).
+VERDICT_WORDS: dict[str, dict[str, str]] = {
+    "beats": {"noise": "noise (no difference we can read)", "up": "**holds**",
+              "down": "**does not hold (reversed)**"},
+    "matches": {"noise": "**holds** (within noise)", "up": "**holds** (above it)",
+                "down": "**does not hold** (below it by more than the noise)"},
+}
+
+
+def _verdict(ours: float | None, other: float | None, claim: str, kind: str = "beats") -> str:
+    """Read a paper's 'A > B' (``kind="beats"``) or 'A is about B' (``"matches"``) at our noise
+    level."""
     if ours is None or other is None:
         return f"- {claim}: **not run**"
     diff = ours - other
-    if abs(diff) < NOISE_POINTS:
-        word = "noise (no difference we can read)"
-    elif (diff > 0) == bigger:
-        word = "**holds**"
-    else:
-        word = "**does not hold (reversed)**"
+    words = VERDICT_WORDS[kind]
+    word = words["noise" if abs(diff) < NOISE_POINTS else "up" if diff > 0 else "down"]
     return f"- {claim}: {diff:+.1f} points -> {word}"
 
 
@@ -700,6 +708,9 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
                   "These numbers mean nothing.", ""]
     lines += [
         "Produced by:", "", "```", command, "```", "",
+        "Each arm's record in `results.json` was written by the run that trained and scored it "
+        "(possibly in an earlier invocation or session); the command, run again, trains only the "
+        "arms that have not finished.", "",
         f"Seeds: {', '.join(str(s) for s in seeds)} (main RGB-T arms run every seed; the other "
         f"modalities and the ablations the first). Spread: mean (min-max, n) over seeds. "
         f"Differences under about {NOISE_POINTS:.0f} points are read as noise. "
@@ -744,15 +755,13 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
     lines += ["## Reading of the claims", "",
               "Each claim compares two arms on the seeds both have run (paired), so a one-seed "
               "ablation is read against the same seed of the full arm.", ""]
-    within = ("noise (no difference we can read)", "**holds** (within noise)")
     lines += [
         _claim(records, "rgbt", "teacher", "baseline", "(1) teacher beats the RGB-only baseline"),
         _claim(records, "rgbt", "teacher", "teacher-no-spatial", "(1) spatial attention helps the teacher"),
         _claim(records, "rgbt", "teacher", "teacher-no-token", "(1) token attention helps the teacher"),
         _claim(records, "rgbt", "teacher", "teacher-no-history", "(1) history helps the teacher"),
         _claim(records, "rgbt", "student", "teacher",
-               "(2) student nearly matches the teacher (a gap under the noise level holds)")
-        .replace("**holds**", "**holds (student above teacher)**").replace(*within),
+               "(2) student nearly matches the teacher (a gap under the noise level holds)", "matches"),
         _claim(records, "rgbt", "student", "fost", "(2) distilled student beats FOST"),
         _claim(records, "rgbt", "student-feature", "student-response", "(2) feature KD gives more than response KD"),
         # Our student starts from the teacher's weights and FOST from scratch, so "student beats
@@ -764,18 +773,18 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         # The student continues from a teacher that has not levelled off, so it trains twice as
         # long; a teacher trained for both stages' samples is the same-budget comparison.
         _claim(records, "rgbt", "student", "teacher-long",
-               "(control) student nearly matches a teacher trained as long as both stages together")
-        .replace("**holds**", "**holds (student above teacher)**").replace(*within),
+               "(control) student nearly matches a teacher trained as long as both stages together",
+               "matches"),
     ]
     for other in ("first-half", "second-half", "all-layers"):
         lines.append(_claim(records, "rgbt", "student", f"student-{other}", f"(3) even layers beat {other}"))
     lines.append(_claim(records, "rgbt", "student-ce", "student",
                         "(beyond the paper) candidate elimination keeps the student's accuracy "
-                        "(noise holds; a drop is its cost)").replace(*within))
+                        "(noise holds; a drop is its cost)", "matches"))
     for modality in ("rgbd", "rgbe"):
         lines.append(_claim(records, modality, "student", "fost", f"(4) {modality}: distilled student beats FOST"))
         lines.append(_claim(records, modality, "student", "teacher",
-                            f"(4) {modality}: student nearly matches the teacher").replace(*within))
+                            f"(4) {modality}: student nearly matches the teacher", "matches"))
     spreads = []
     for arm in ("baseline", "teacher", "fost", "student"):
         values = [_score(r) for r in _by(records, "rgbt", arm)]
@@ -1054,21 +1063,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="mmtrack-kd experiments", description=__doc__.split("\n")[0])
-    parser.add_argument("arms", nargs="?", default=str(DEFAULT_ARMS))
-    parser.add_argument("--out", default="runs/experiments")
+    parser.add_argument("arms", nargs="?", default=str(DEFAULT_ARMS),
+                        help="the arms table, or the folder holding arms.yaml (default: %(default)s)")
+    parser.add_argument("--out", default="runs/experiments",
+                        help="run folders, records, tracked boxes and generated data (default: %(default)s)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated")
     parser.add_argument("--only", action="append", help="arm name or job id (repeatable)")
-    parser.add_argument("--reduced", action="store_true")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--report", default=None)
-    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--reduced", action="store_true",
+                        help="CI smoke setting: tiny model and data, a handful of steps per arm")
+    parser.add_argument("--workers", type=int, default=1, help="tracker processes during evaluation")
+    parser.add_argument("--report", default=None,
+                        help="the markdown report (default: <out>/results.md); results.json goes beside it")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="train nothing: write the report of the arms that have finished")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override every arm's recipe (repeatable)")
     parser.add_argument("--rerun", action="append", default=[], metavar="JOB_ID",
                         help="run a finished job again; its old record, run folder and boxes are "
                              "set aside under <out>/superseded/ (repeatable; needs --reason)")
     parser.add_argument("--reason", default=None, help="why the --rerun jobs are run again")
-    parser.add_argument("--write-recipes", default=None, metavar="DIR")
+    parser.add_argument("--write-recipes", default=None, metavar="DIR",
+                        help="write each job's full recipe into DIR and stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]

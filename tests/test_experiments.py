@@ -197,3 +197,18 @@ def test_a_student_is_read_against_the_teacher_file_it_distilled_from() -> None:
                    teacher_scores={"synthetic": {"PR": 0.60, "SR": 0.3}})
     line = _claim([teacher, other], "rgbt", "student", "teacher", "matches")
     assert "+12.0 points" in line and "against the retrained teacher file" in line
+
+
+def test_verdict_words_read_a_match_claim_differently_from_a_beats_claim() -> None:
+    """'A beats B' holds only above the noise; 'A nearly matches B' holds within it and above it,
+    and a drop beyond the noise is the claim failing, not a reversal."""
+    from mmtrack_kd.experiments import _verdict
+
+    assert "noise (no difference" in _verdict(72.0, 70.0, "c")
+    assert _verdict(80.0, 70.0, "c").endswith("**holds**")
+    assert "reversed" in _verdict(60.0, 70.0, "c")
+    assert "within noise" in _verdict(72.0, 70.0, "c", "matches")
+    assert "**holds** (above it)" in _verdict(80.0, 70.0, "c", "matches")
+    below = _verdict(62.8, 70.0, "c", "matches")
+    assert "-7.2 points" in below and "does not hold" in below and "reversed" not in below
+    assert "not run" in _verdict(None, 70.0, "c", "matches")
