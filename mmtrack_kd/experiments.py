@@ -44,6 +44,8 @@ DEFAULT_ARMS = Path("recipes/experiments/arms.yaml")
 #: Order in which groups are run: main arms (every seed) first, then the other modalities, then
 #: the ablations.
 GROUP_ORDER = ("main", "modality", "ablation")
+#: The keys an arm of the arms table may have (a typo is an error, not a silent default).
+ARM_KEYS = frozenset({"description", "stage", "teacher", "modalities", "group", "set", "paper", "all_seeds"})
 #: Differences below this many points (percent) are read as noise (issue 9).
 NOISE_POINTS = 5.0
 #: Centre-error threshold (pixels) of the per-frame stream-reliance check (LasHeR's PR).
@@ -118,6 +120,8 @@ class Arm:
     overrides: tuple[str, ...]
     teacher: str | None = None
     paper: dict[str, str] = field(default_factory=dict)
+    #: an ablation that runs every seed (after the first seed's ablations), not only the first
+    all_seeds: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,9 @@ def load_arms(path: str | os.PathLike[str] = DEFAULT_ARMS) -> ArmsTable:
         )
     arms = {}
     for name, entry in (data.get("arms") or {}).items():
+        unknown = sorted(set(entry) - ARM_KEYS)
+        if unknown:
+            raise MmtrackError(f"{path}: arm {name}: unknown keys {unknown} (known: {sorted(ARM_KEYS)})")
         arm = Arm(
             name=name,
             description=" ".join(str(entry.get("description", name)).split()),
@@ -179,6 +186,7 @@ def load_arms(path: str | os.PathLike[str] = DEFAULT_ARMS) -> ArmsTable:
             overrides=tuple(entry.get("set") or ()),
             teacher=entry.get("teacher"),
             paper=dict(entry.get("paper") or {}),
+            all_seeds=bool(entry.get("all_seeds", False)),
         )
         if arm.stage not in ("teacher", "student"):
             raise MmtrackError(f"{path}: arm {name}: stage must be teacher or student")
@@ -196,7 +204,8 @@ def load_arms(path: str | os.PathLike[str] = DEFAULT_ARMS) -> ArmsTable:
 
 def plan_jobs(table: ArmsTable, seeds: Sequence[int], only: Iterable[str] | None = None) -> list[Job]:
     """Every job in run order: main arms on all-seed modalities for every seed, the main arms of
-    the other modalities and the ablations for the first seed; teachers before their students.
+    the other modalities and the ablations for the first seed (an ablation marked ``all_seeds``
+    for every seed, after the first seed's ablations); teachers before their students.
     ``only``: arm names or job ids to keep (their teachers are added)."""
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not seeds:
@@ -210,7 +219,7 @@ def plan_jobs(table: ArmsTable, seeds: Sequence[int], only: Iterable[str] | None
                     effective = arm.group if (arm.group != "main" or modality.all_seeds) else "modality"
                     if effective != group:
                         continue
-                    if seed_index > 0 and effective != "main":
+                    if seed_index > 0 and effective != "main" and not arm.all_seeds:
                         continue
                     jobs.append(Job(arm, modality, seed))
     if only:
@@ -712,7 +721,8 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         "(possibly in an earlier invocation or session); the command, run again, trains only the "
         "arms that have not finished.", "",
         f"Seeds: {', '.join(str(s) for s in seeds)} (main RGB-T arms run every seed; the other "
-        f"modalities and the ablations the first). Spread: mean (min-max, n) over seeds. "
+        "modalities and the ablations the first, unless an arm is marked to run every seed). "
+        "Spread: mean (min-max, n) over seeds. "
         f"Differences under about {NOISE_POINTS:.0f} points are read as noise. "
         "Our numbers come from synthetic data in the real benchmarks' layouts and protocols: "
         "they are NOT comparable in level with the paper's, only the direction and size of the "

@@ -25,6 +25,8 @@ def test_plan_runs_main_arms_first_and_teachers_before_students() -> None:
     first_ablation = jobs.index("rgbt-teacher-no-spatial-s0")
     assert all(jobs.index(j) < first_ablation for j in main)
     assert "rgbt-teacher-no-spatial-s1" not in jobs  # ablations: first seed only
+    # ... unless marked all_seeds, and then after every first-seed ablation
+    assert jobs.index("rgbt-teacher-long-s1") > max(jobs.index(j) for j in jobs if j.endswith("-s0"))
     assert {"rgbd-teacher-s0", "rgbe-fost-s0", "rgbe-student-s0"} <= set(jobs)
     for job in plan_jobs(table, [0, 1]):
         if job.arm.teacher:
@@ -212,3 +214,11 @@ def test_verdict_words_read_a_match_claim_differently_from_a_beats_claim() -> No
     below = _verdict(62.8, 70.0, "c", "matches")
     assert "-7.2 points" in below and "does not hold" in below and "reversed" not in below
     assert "not run" in _verdict(None, 70.0, "c", "matches")
+
+
+def test_an_arm_key_typo_names_the_arm_and_the_key(tmp_path: Path) -> None:
+    table = tmp_path / "arms.yaml"
+    table.write_text("modalities:\n  rgbt: {base: base-rgbt.yaml}\n"
+                     "arms:\n  teacher: {stage: teacher, all_seed: true}\n", encoding="utf-8")
+    with pytest.raises(MmtrackError, match=r"arm teacher: unknown keys \['all_seed'\]"):
+        load_arms(table)
