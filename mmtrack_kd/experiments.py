@@ -30,12 +30,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, ValidationError
 
-from mmtrack_kd.errors import MmtrackError
-from mmtrack_kd.recipe import Recipe, apply_override, dump_recipe, parse_override, parse_yaml, validate_recipe
+from mmtrack_kd.errors import MmtrackError, RecipeError
+from mmtrack_kd.recipe import (Recipe, Section, apply_override, dump_recipe, parse_override, parse_yaml,
+                               validate_recipe, validation_problems)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,6 @@ DEFAULT_ARMS = Path("recipes/experiments/arms.yaml")
 #: Order in which groups are run: main arms (every seed) first, then the other modalities, then
 #: the ablations.
 GROUP_ORDER = ("main", "modality", "ablation")
-#: The keys an arm of the arms table may have (a typo is an error, not a silent default).
-ARM_KEYS = frozenset({"description", "stage", "teacher", "modalities", "group", "set", "paper", "all_seeds"})
 #: Differences below this many points (percent) are read as noise (issue 9).
 NOISE_POINTS = 5.0
 #: Centre-error threshold (pixels) of the per-frame stream-reliance check (LasHeR's PR).
@@ -155,43 +155,68 @@ class Job:
         return f"{self.modality.key}-{self.arm.name}-s{self.seed}"
 
 
+class _ModalityEntry(Section):
+    """A ``modalities`` entry of the arms table (the file's schema; unknown keys are errors)."""
+
+    base: str
+    benchmark: str | None = None
+    switch_attributes: list[str] = Field(default_factory=list)
+    all_seeds: bool | None = None
+
+
+class _ArmEntry(Section):
+    """An ``arms`` entry of the arms table."""
+
+    stage: Literal["teacher", "student"]
+    description: str | None = None
+    modalities: list[str] = Field(default_factory=lambda: ["rgbt"])
+    group: Literal[GROUP_ORDER] = "ablation"  # type: ignore[valid-type]
+    set: list[str] = Field(default_factory=list)
+    teacher: str | None = None
+    paper: dict[str, str] = Field(default_factory=dict)
+    all_seeds: bool = False
+
+
+class _ArmsFile(Section):
+    modalities: dict[str, _ModalityEntry] = Field(default_factory=dict)
+    arms: dict[str, _ArmEntry] = Field(default_factory=dict)
+
+
 def load_arms(path: str | os.PathLike[str] = DEFAULT_ARMS) -> ArmsTable:
-    """Read an arms table (a file, or a folder holding ``arms.yaml``)."""
+    """Read an arms table (a file, or the folder holding ``arms.yaml``); a schema problem is a
+    :class:`RecipeError` naming every bad key by its path (``arms.teacher.all_seed``)."""
     path = Path(path)
     if path.is_dir():
         path = path / "arms.yaml"
     if not path.is_file():
         raise MmtrackError(f"{path}: no arms table")
-    data = parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
-    modalities = {}
-    for key, entry in (data.get("modalities") or {}).items():
-        modalities[key] = Modality(
+    try:
+        data = _ArmsFile.model_validate(parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {})
+    except ValidationError as error:
+        raise RecipeError(str(path), validation_problems(error), what="arms table") from None
+    modalities = {
+        key: Modality(
             key=key,
-            base=(path.parent / entry["base"]).resolve(),
-            benchmark=entry.get("benchmark", key),
-            switch_attributes=tuple(entry.get("switch_attributes", ())),
-            all_seeds=bool(entry.get("all_seeds", key == "rgbt")),
+            base=(path.parent / entry.base).resolve(),
+            benchmark=entry.benchmark or key,
+            switch_attributes=tuple(entry.switch_attributes),
+            all_seeds=entry.all_seeds if entry.all_seeds is not None else key == "rgbt",
         )
+        for key, entry in data.modalities.items()
+    }
     arms = {}
-    for name, entry in (data.get("arms") or {}).items():
-        unknown = sorted(set(entry) - ARM_KEYS)
-        if unknown:
-            raise MmtrackError(f"{path}: arm {name}: unknown keys {unknown} (known: {sorted(ARM_KEYS)})")
+    for name, entry in data.arms.items():
         arm = Arm(
             name=name,
-            description=" ".join(str(entry.get("description", name)).split()),
-            stage=entry["stage"],
-            modalities=tuple(entry.get("modalities", ["rgbt"])),
-            group=entry.get("group", "ablation"),
-            overrides=tuple(entry.get("set") or ()),
-            teacher=entry.get("teacher"),
-            paper=dict(entry.get("paper") or {}),
-            all_seeds=bool(entry.get("all_seeds", False)),
+            description=" ".join((entry.description or name).split()),
+            stage=entry.stage,
+            modalities=tuple(entry.modalities),
+            group=entry.group,
+            overrides=tuple(entry.set),
+            teacher=entry.teacher,
+            paper=dict(entry.paper),
+            all_seeds=entry.all_seeds,
         )
-        if arm.stage not in ("teacher", "student"):
-            raise MmtrackError(f"{path}: arm {name}: stage must be teacher or student")
-        if arm.group not in GROUP_ORDER:
-            raise MmtrackError(f"{path}: arm {name}: group must be one of {GROUP_ORDER}")
         missing = [m for m in arm.modalities if m not in modalities]
         if missing:
             raise MmtrackError(f"{path}: arm {name}: unknown modalities {missing}")
@@ -627,8 +652,19 @@ def _retrained_teacher_score(record: dict[str, Any]) -> float | None:
     return 100.0 * value if value is not None else None
 
 
+#: How a claim's difference reads, by kind of claim: "beats" (the paper says A > B) or "matches"
+#: (the paper says A is about B; above B still holds, below B by more than the noise does not).
+VerdictKind = Literal["beats", "matches"]
+VERDICT_WORDS: dict[VerdictKind, dict[str, str]] = {
+    "beats": {"noise": "noise (no difference we can read)", "up": "**holds**",
+              "down": "**does not hold (reversed)**"},
+    "matches": {"noise": "**holds** (within noise)", "up": "**holds** (above it)",
+                "down": "**does not hold** (below it by more than the noise)"},
+}
+
+
 def _claim(records: list[dict[str, Any]], modality: str, arm: str, other: str, claim: str,
-           kind: str = "beats") -> str:
+           kind: VerdictKind = "beats") -> str:
     """:func:`_verdict` (of ``kind``) of ``arm`` against ``other`` on the seeds both ran (paired means). A
     student read against ``teacher`` is read against the teacher file it distilled from: a
     retrained teacher's own score where it had one (see :func:`teacher_provenance`)."""
@@ -665,17 +701,7 @@ def _teacher_file(record: dict[str, Any]) -> str | None:
     return record.get("teacher_sha256") or "unrecorded"
 
 
-#: How a claim's difference reads, by kind of claim: "beats" (the paper says A > B) or "matches"
-#: (the paper says A is about B; above B still holds, below B by more than the noise does not).
-VERDICT_WORDS: dict[str, dict[str, str]] = {
-    "beats": {"noise": "noise (no difference we can read)", "up": "**holds**",
-              "down": "**does not hold (reversed)**"},
-    "matches": {"noise": "**holds** (within noise)", "up": "**holds** (above it)",
-                "down": "**does not hold** (below it by more than the noise)"},
-}
-
-
-def _verdict(ours: float | None, other: float | None, claim: str, kind: str = "beats") -> str:
+def _verdict(ours: float | None, other: float | None, claim: str, kind: VerdictKind = "beats") -> str:
     """Read a paper's 'A > B' (``kind="beats"``) or 'A is about B' (``"matches"``) at our noise
     level."""
     if ours is None or other is None:
