@@ -125,6 +125,12 @@ def _compile_backend(args: argparse.Namespace) -> str | None:
     return COMPILE_BACKEND if args.compile else None
 
 
+def _precision(args: argparse.Namespace) -> str:
+    if args.bf16 and args.int8:
+        raise MmtrackError("--bf16 and --int8 exclude each other")
+    return "bf16" if args.bf16 else "int8" if args.int8 else "fp32"
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Track and score a run or checkpoint, or score existing result folders."""
     from mmtrack_kd.evaluation.runner import run_evaluate
@@ -132,7 +138,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args.target, args.datasets, args.results, args.dataset, args.root,
                         args.workers, args.out, device=args.device, plots=not args.no_plots,
                         keep_ratio=args.keep_ratio, prefix=args.prefix, box_format=args.box_format,
-                        precision="bf16" if args.bf16 else "fp32", compile=_compile_backend(args))
+                        precision=_precision(args), compile=_compile_backend(args))
 
 
 
@@ -140,7 +146,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     """Track one object through a pair of videos or frame folders."""
     from mmtrack_kd.tracking import TrackerSettings, track
 
-    settings = TrackerSettings(precision="bf16" if args.bf16 else "fp32", compile=_compile_backend(args))
+    settings = TrackerSettings(precision=_precision(args), compile=_compile_backend(args))
     run = track(args.checkpoint, args.rgb, args.aux, args.init, args.out, device=args.device,
                 settings=settings)
     console.print(run.summary())
@@ -219,7 +225,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                 result = speed_benchmark(
                     recipe, args.device, warmup=args.warmup, repeats=args.repeats,
                     tracker_frames=args.frames, memory=not args.no_memory,
-                    compile=_compile_backend(args), bf16=args.bf16,
+                    compile=_compile_backend(args), bf16=args.bf16, int8=args.int8,
                     names=_model_names(args.models, MODEL_NAMES),
                 )
             render(result, console)
@@ -302,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     evaluate.add_argument("--bf16", action="store_true",
                           help="run the model under bfloat16 autocast (results in <tracker>-bf16)")
+    evaluate.add_argument("--int8", action="store_true",
+                          help="run the model with int8 dynamically quantized Linear layers, CPU "
+                               "only (results in <tracker>-int8)")
     evaluate.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -313,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--out", type=Path, default=Path("track-out"))
     track.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     track.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
+    track.add_argument("--int8", action="store_true", help="int8 dynamically quantized Linear layers (CPU)")
     track.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     track.set_defaults(handler=cmd_track)
 
@@ -328,10 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--no-memory", action="store_true", help="skip training-step memory")
     benchmark.add_argument("--models", metavar="NAME,...",
                            help="which models to time (speed): teacher, student, student_ce, "
-                                "baseline (default: all four)")
+                                "baseline and the student shapes student_half, student_third, "
+                                "student_half_fused, student_third_fused, student_pooled, "
+                                "student_half_pooled (default: all)")
     benchmark.add_argument("--compile", action="store_true",
                            help="also time each model and tracker under torch.compile (inductor)")
     benchmark.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
+    benchmark.add_argument("--int8", action="store_true",
+                           help="also time int8 dynamically quantized Linear layers (CPU)")
     benchmark.set_defaults(handler=cmd_benchmark)
 
     export = commands.add_parser("export", help="export a student checkpoint (ONNX)")

@@ -8,6 +8,8 @@ is reported with its full path (``data.train.0.root``).
 
 from __future__ import annotations
 
+import math
+
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -259,6 +261,64 @@ class CandidateEliminationConfig(Section):
     ramp_epochs: tuple[int, int] = Field(
         (2, 6), description="Keep ratio goes from 1 to keep_ratio between these epochs."
     )
+    pairing: Literal["independent", "paired"] = Field(
+        "independent",
+        description="Two modalities: each keeps its own best search tokens, or co-located RGB and "
+        "auxiliary tokens are kept or dropped together (scored by their mean).",
+    )
+
+
+class StudentShapeConfig(Section):
+    """How much cheaper than the teacher the student is (the defaults are the paper's student)."""
+
+    depth: int | None = Field(None, ge=1, description="Student blocks; None: model.backbone.depth.")
+    blocks_from: list[int] | Literal["spread"] = Field(
+        "spread",
+        description="The 1-indexed teacher (or model.pretrained) block that starts each student "
+        "block, one per student block, increasing; spread: block ceil(j * L / depth) for student "
+        "block j of L (every other block at half depth, all blocks at full depth).",
+    )
+    fuse_after: int = Field(
+        0, ge=0, description="Fuse co-located RGB and auxiliary tokens into one after this "
+        "student block (0: never); later blocks run on half the tokens.",
+    )
+    aux_pool: int = Field(
+        1, ge=1, description="Average-pool the auxiliary tokens aux_pool x aux_pool (2: a quarter "
+        "of the auxiliary tokens).",
+    )
+
+    def resolve_depth(self, teacher_depth: int) -> int:
+        """The student's number of blocks."""
+        return self.depth or teacher_depth
+
+    def resolve_blocks(self, teacher_depth: int) -> list[int]:
+        """The 1-indexed teacher block each student block starts from (one per student block)."""
+        if isinstance(self.blocks_from, list):
+            return list(self.blocks_from)
+        depth = self.resolve_depth(teacher_depth)
+        return [math.ceil(j * teacher_depth / depth) for j in range(1, depth + 1)]
+
+    def problems(self, teacher_depth: int, grids: tuple[int, int]) -> list[tuple[tuple[str, ...], str]]:
+        """What makes this shape impossible at a teacher of ``teacher_depth`` blocks, by key."""
+        depth = self.resolve_depth(teacher_depth)
+        out: list[tuple[tuple[str, ...], str]] = []
+        if depth > teacher_depth:
+            out.append((("depth",), f"{depth} blocks: more than the teacher's {teacher_depth}"))
+        blocks = self.resolve_blocks(teacher_depth)
+        if len(blocks) != depth:
+            out.append((("blocks_from",), f"{len(blocks)} entries for a student of {depth} blocks"))
+        if any(not 1 <= b <= teacher_depth for b in blocks) or blocks != sorted(set(blocks)):
+            out.append((("blocks_from",), f"{blocks}: must increase within 1..{teacher_depth}"))
+        if self.fuse_after >= depth:
+            out.append((("fuse_after",), f"{self.fuse_after} must be below the student's {depth} blocks "
+                        "(fusing after the last block is the plain student's final fusion)"))
+        if self.aux_pool > 1 and any(grid % self.aux_pool for grid in grids):
+            out.append((("aux_pool",), f"{self.aux_pool} does not divide the token grids {grids}"))
+        return out
+
+    @property
+    def reduces_tokens(self) -> bool:
+        return bool(self.fuse_after) or self.aux_pool > 1
 
 
 class StudentConfig(Section):
@@ -266,6 +326,7 @@ class StudentConfig(Section):
 
     single_modality: bool = Field(False, description="RGB only: exactly OSTrack (baseline).")
     modality_embedding: bool = Field(True, description="Learned, zero-initialised.")
+    shape: StudentShapeConfig = Field(default_factory=StudentShapeConfig)
     candidate_elimination: CandidateEliminationConfig = Field(
         default_factory=CandidateEliminationConfig
     )
@@ -281,8 +342,13 @@ class FeatureDistillConfig(Section):
     weight: float = Field(0.035, ge=0)
     layers: list[int] | Literal["even", "first-half", "second-half", "all"] = Field(
         "even",
-        description="1-indexed blocks, or a rule over the model's depth: the paper's even "
-        "layers (2, 4, ..., 12 at depth 12), first six, last six, all (its Table 5).",
+        description="1-indexed teacher blocks, or a rule over the teacher's depth: the paper's "
+        "even layers (2, 4, ..., 12 at depth 12), first six, last six, all (its Table 5). Each "
+        "is matched with the student block started from it (student.shape.blocks_from); a rule "
+        "keeps the blocks that start a student block.",
+    )
+    pairs: list[tuple[int, int]] | None = Field(
+        None, description="Explicit (student block, teacher block) pairs, 1-indexed; replaces layers."
     )
     weighting: Literal["uniform", "layer_index"] = Field(
         "uniform", description="Per-layer weights: equal, or proportional to the layer index."
@@ -300,6 +366,13 @@ class FeatureDistillConfig(Section):
             "second-half": every[half:],
             "all": every,
         }[self.layers]
+
+    def resolve_pairs(self, teacher_depth: int, blocks_from: list[int]) -> list[tuple[int, int]]:
+        """``(student block, teacher block)`` pairs, 1-indexed, in the student's block order."""
+        if self.pairs is not None:
+            return [tuple(pair) for pair in self.pairs]  # type: ignore[misc]
+        wanted = set(self.resolve_layers(teacher_depth))
+        return [(student, teacher) for student, teacher in enumerate(blocks_from, 1) if teacher in wanted]
 
 
 class ResponseDistillConfig(Section):
@@ -358,21 +431,47 @@ class Recipe(Section):
     @model_validator(mode="after")
     def _layers_exist(self) -> "Recipe":
         depth = self.model.backbone.depth
-        errors = []
-        bad = [layer for layer in self.distill.feature.resolve_layers(depth) if not 1 <= layer <= depth]
+        errors: list[tuple[tuple[str, ...], str]] = []
+        shape = self.student.shape
+        patch = self.model.backbone.patch_size
+        grids = (self.model.template_size // patch, self.model.search_size // patch)
+        shape_problems = shape.problems(depth, grids)
+        errors += [(("student", "shape", *loc), message) for loc, message in shape_problems]
+        student_depth = shape.resolve_depth(depth)
+        feature = self.distill.feature
+        bad = [layer for layer in feature.resolve_layers(depth) if not 1 <= layer <= depth]
         if bad:
             errors.append(
-                (("distill", "feature", "layers"), f"layers {bad} outside 1..{depth} (model depth)")
+                (("distill", "feature", "layers"), f"layers {bad} outside 1..{depth} (teacher depth)")
             )
+        elif not shape_problems:
+            blocks = shape.resolve_blocks(depth)
+            if feature.pairs is not None:
+                wrong = [p for p in feature.pairs if not (1 <= p[0] <= student_depth and 1 <= p[1] <= depth)]
+                if wrong:
+                    errors.append((("distill", "feature", "pairs"), f"pairs {wrong} outside student blocks "
+                                   f"1..{student_depth} / teacher blocks 1..{depth}"))
+            elif isinstance(feature.layers, list) and (unmatched := sorted(set(feature.layers) - set(blocks))):
+                errors.append((("distill", "feature", "layers"), f"teacher blocks {unmatched} start no "
+                               f"student block (student.shape.blocks_from is {blocks})"))
+            if feature.weight > 0 and not self.student.single_modality and not feature.resolve_pairs(depth, blocks):
+                errors.append((("distill", "feature", "layers"), f"no teacher block of {feature.layers!r} "
+                               f"starts a student block (student.shape.blocks_from is {blocks})"))
+        if self.student.single_modality and shape.reduces_tokens:
+            errors.append((("student", "shape"), "fuse_after and aux_pool need two modalities"))
         elimination = self.student.candidate_elimination
-        bad = [layer for layer in elimination.layers if not 0 <= layer < depth]
+        bad = [layer for layer in elimination.layers if not 0 <= layer < student_depth]
         if elimination.enabled and bad:
             errors.append(
                 (
                     ("student", "candidate_elimination", "layers"),
-                    f"layers {bad} outside 0..{depth - 1} (0-indexed blocks)",
+                    f"layers {bad} outside 0..{student_depth - 1} (0-indexed student blocks)",
                 )
             )
+        if elimination.enabled and shape.reduces_tokens:
+            errors.append((("student", "candidate_elimination", "enabled"),
+                           "candidate elimination needs the plain token layout (student.shape."
+                           "fuse_after 0 and aux_pool 1)"))
         epochs = self.student.optim.epochs
         start, end = elimination.ramp_epochs
         if elimination.enabled and elimination.keep_ratio < 1 and (end > epochs or start > end):

@@ -24,8 +24,12 @@ MODALITIES = [{"name": "rgb", "options": {}}, {"name": "thermal", "options": {}}
         {"ce_layers": [1], "ce_keep_ratio": 0.7, "modality_embedding": True},
         {"aux_in_chans": 1},
         {"num_modalities": 1, "ce_layers": [0, 2], "ce_keep_ratio": 0.5},
+        {"depth": 2, "fuse_after": 1},
+        {"aux_pool": 2, "modality_embedding": True},
+        {"ce_layers": [1, 2], "ce_keep_ratio": 0.5, "ce_pairing": "paired"},
     ],
-    ids=["plain", "candidate-elimination", "one-channel-aux", "single-modality"],
+    ids=["plain", "candidate-elimination", "one-channel-aux", "single-modality", "half-depth-fused",
+         "pooled-aux", "paired-elimination"],
 )
 def test_export_matches_pytorch(tmp_path, extra):
     model = build_model("student", {**TINY, **extra}).eval()

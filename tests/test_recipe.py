@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,51 @@ def test_feature_layer_rules_follow_the_depth(rule, depth, expected):
     from mmtrack_kd.recipe import FeatureDistillConfig
 
     assert FeatureDistillConfig(layers=rule).resolve_layers(depth) == expected
+
+
+@pytest.mark.parametrize(
+    "teacher_depth, sets, blocks, pairs",
+    [
+        (4, [], [1, 2, 3, 4], [(2, 2), (4, 4)]),  # the paper's student: even layers, identity
+        (4, ["student.shape.depth=2"], [2, 4], [(1, 2), (2, 4)]),  # half depth: every layer
+        (12, ["student.shape.depth=6"], [2, 4, 6, 8, 10, 12], [(j, 2 * j) for j in range(1, 7)]),
+        (12, ["student.shape.depth=4"], [3, 6, 9, 12], [(2, 6), (4, 12)]),
+        (4, ["student.shape.depth=2", "distill.feature.layers=first-half"], [2, 4], [(1, 2)]),
+        (4, ["student.shape.depth=2", "student.shape.blocks_from=[1, 3]", "distill.feature.layers=all"],
+         [1, 3], [(1, 1), (2, 3)]),
+        (4, ["student.shape.depth=2", "distill.feature.pairs=[[1, 3], [2, 4]]"], [2, 4], [(1, 3), (2, 4)]),
+    ],
+)
+def test_student_shape_blocks_and_feature_pairs(tmp_path, registry, teacher_depth, sets, blocks, pairs):
+    text = GOOD.replace("depth: 4", f"depth: {teacher_depth}").replace("layers: [2, 4]", "layers: even")
+    recipe = load_recipe(write(tmp_path, text), sets, registry=registry)
+    assert recipe.student.shape.resolve_blocks(teacher_depth) == blocks
+    assert recipe.distill.feature.resolve_pairs(teacher_depth, blocks) == pairs
+
+
+@pytest.mark.parametrize(
+    "sets, key, message",
+    [
+        (["student.shape.depth=5"], "student.shape.depth", "more than the teacher's 4"),
+        (["student.shape.depth=2", "student.shape.blocks_from=[3, 2]"], "student.shape.blocks_from",
+         "must increase within 1..4"),
+        (["student.shape.depth=2", "student.shape.blocks_from=[2]"], "student.shape.blocks_from",
+         "1 entries for a student of 2 blocks"),
+        (["student.shape.depth=2", "student.shape.fuse_after=2"], "student.shape.fuse_after", "below the student's 2"),
+        (["student.shape.aux_pool=3"], "student.shape.aux_pool", "does not divide"),
+        (["student.shape.depth=2", "distill.feature.layers=[1, 2]"], "distill.feature.layers",
+         r"teacher blocks \[1\] start no student block"),
+        (["student.shape.depth=2", "distill.feature.pairs=[[3, 4]]"], "distill.feature.pairs", "outside student blocks 1..2"),
+        (["student.shape.fuse_after=1", "student.candidate_elimination.enabled=true",
+          "student.candidate_elimination.layers=[2]", "student.candidate_elimination.ramp_epochs=[0, 1]"],
+         "student.candidate_elimination.enabled", "plain token layout"),
+        (["student.shape.depth=2", "student.candidate_elimination.enabled=true",
+          "student.candidate_elimination.layers=[2]", "student.candidate_elimination.ramp_epochs=[0, 1]"],
+         "student.candidate_elimination.layers", r"outside 0..1 \(0-indexed student blocks\)"),
+    ],
+)
+def test_impossible_student_shapes_name_their_key(tmp_path, registry, sets, key, message):
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, GOOD), sets, registry=registry)
+    assert key in problems(error), problems(error)
+    assert re.search(message, problems(error)[key])

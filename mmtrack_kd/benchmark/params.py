@@ -7,6 +7,15 @@
 * ``baseline``: the single-modality student (OSTrack), RGB only, candidate elimination as the
   recipe configures it (off by default, so that it compares with ``student``).
 
+And the cheaper student shapes (:data:`SHAPES`), each the ``student`` row with its shape changed,
+sized relative to the teacher's depth ``L`` (ViT-B: ``L = 12``):
+
+* ``student_half`` / ``student_third``: ``L/2`` / ``L/3`` blocks;
+* ``student_half_fused`` / ``student_third_fused``: the same, RGB and auxiliary tokens fused into
+  one after block ``L/6`` (blocks after it run on half the tokens);
+* ``student_pooled`` / ``student_half_pooled``: the auxiliary tokens pooled 2 x 2 (a quarter of
+  them), at full and at half depth.
+
 Models are built from :func:`mmtrack_kd.engine.build.model_config`, with random weights (speed
 and size do not depend on them); nothing is downloaded or loaded.
 """
@@ -23,7 +32,17 @@ from mmtrack_kd.models import build_model
 from mmtrack_kd.models.profile import count_flops, count_parameters
 from mmtrack_kd.recipe import Recipe
 
-MODEL_NAMES = ("teacher", "student", "student_ce", "baseline")
+#: Student shapes as fractions of the teacher's depth: (depth, fuse_after, aux_pool).
+SHAPES: dict[str, tuple[float, float, int]] = {
+    "student_half": (1 / 2, 0, 1),
+    "student_third": (1 / 3, 0, 1),
+    "student_half_fused": (1 / 2, 1 / 6, 1),
+    "student_third_fused": (1 / 3, 1 / 6, 1),
+    "student_pooled": (1, 0, 2),
+    "student_half_pooled": (1 / 2, 0, 2),
+}
+
+MODEL_NAMES = ("teacher", "student", "student_ce", "baseline", *SHAPES)
 
 LABELS = {
     "teacher": "teacher",
@@ -44,6 +63,13 @@ class BenchModel:
 
     @property
     def label(self) -> str:
+        if self.name in SHAPES:
+            parts = [f"student {self.config['depth']} blocks"]
+            if self.config.get("fuse_after"):
+                parts.append(f"fused after {self.config['fuse_after']}")
+            if self.config.get("aux_pool", 1) > 1:
+                parts.append(f"aux pooled {self.config['aux_pool']}x{self.config['aux_pool']}")
+            return ", ".join(parts)
         return LABELS.get(self.name, self.name)
 
     def build(self) -> nn.Module:
@@ -81,13 +107,24 @@ def benchmark_models(recipe: Recipe, registry: Any = None, names: tuple[str, ...
         "ce_layers": list(elimination.layers) if elimination.enabled else [],
         "ce_keep_ratio": elimination.keep_ratio if elimination.enabled else 1.0,
     }
+    depth = recipe.model.backbone.depth
     every = {
+        **{name: BenchModel(name, student_kind, shape_config(without_ce, depth, *fractions), adapters)
+           for name, fractions in SHAPES.items()},
         "teacher": BenchModel("teacher", teacher_kind, teacher_config, adapters),
         "student": BenchModel("student", student_kind, without_ce, adapters),
         "student_ce": BenchModel("student_ce", student_kind, with_ce, adapters),
         "baseline": BenchModel("baseline", student_kind, baseline, adapters[:1]),
     }
     return [every[name] for name in names]
+
+
+def shape_config(student: dict[str, Any], teacher_depth: int, depth: float, fuse_after: float,
+                 aux_pool: int) -> dict[str, Any]:
+    """A student configuration with its shape set from fractions of the teacher's depth."""
+    blocks = max(1, round(depth * teacher_depth))
+    fuse = min(blocks - 1, max(1, round(fuse_after * teacher_depth))) if fuse_after else 0
+    return {**student, "depth": blocks, "fuse_after": fuse, "aux_pool": aux_pool}
 
 
 def model_size(model: nn.Module) -> dict[str, Any]:
@@ -127,12 +164,13 @@ def recipe_sizes(recipe: Recipe) -> dict[str, Any]:
 
 
 def ratios(rows: dict[str, dict[str, Any]], keys: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """``student/teacher`` (and ``student_ce/teacher``) ratios of the given figures."""
+    """``<name>/teacher`` ratios of the given figures for every other row (same precision: the
+    rows' own figures)."""
     out: dict[str, dict[str, float]] = {}
     if "teacher" not in rows:
         return out
-    for name in ("student", "student_ce", "baseline"):
-        if name not in rows:
+    for name in rows:
+        if name == "teacher":
             continue
         values = {}
         for key in keys:

@@ -68,6 +68,29 @@ def ratio_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def same_precision_table(result: dict[str, Any]) -> Table | None:
+    """Tracker FPS of every model and its ratio to the teacher at the same precision."""
+    same = result.get("same_precision") or {}
+    if not same:
+        return None
+    table = Table(title="Tracker FPS and x teacher at the same precision (int8 against fp32)")
+    table.add_column("model")
+    table.add_column("GFLOPs", justify="right")
+    columns = [("fp32", "fp32", None), ("bf16", "bf16", "bf16"), ("int8_vs_fp32", "int8", "int8")]
+    columns = [c for c in columns if c[0] in same]
+    for _, label, _ in columns:
+        table.add_column(f"{label} FPS", justify="right")
+        table.add_column("x", justify="right")
+    for name, row in result["models"].items():
+        cells = [name, _num(row.get("gflops"))]
+        for key, _, variant in columns:
+            figures = row if variant is None else row.get(variant) or {}
+            cells += [_num(figures.get("tracker_fps"), "{:.2f}"),
+                      _num(same[key].get(name, {}).get("tracker_fps"), "{:.2f}")]
+        table.add_row(*cells)
+    return table
+
+
 def extras_table(result: dict[str, Any]) -> Table | None:
     """Prompter comparison, bf16 / compile rows and training memory, when present."""
     table = Table(title="Prompter layers, bf16, torch.compile, training-step memory")
@@ -81,7 +104,7 @@ def extras_table(result: dict[str, Any]) -> Table | None:
                           f"{prompter[kind]['gflops']:.2f} GFLOPs")  # fmt: skip
         table.add_row("conv2d / linear latency", f"{prompter['conv2d/linear']:.3f}", "> 1: Conv2d slower")
     for name, row in result.get("models", {}).items():
-        for key, label in (("bf16", "bf16 autocast"), ("compiled", "torch.compile")):
+        for key, label in (("bf16", "bf16 autocast"), ("int8", "int8 Linear"), ("compiled", "torch.compile")):
             extra = row.get(key)
             if not extra:
                 continue
@@ -92,6 +115,8 @@ def extras_table(result: dict[str, Any]) -> Table | None:
                 dev = extra["deviation"]
                 note = (f"box dev. vs fp32: mean {dev['mean_px']:.2f} px, max {dev['max_px']:.2f} px; "
                         f"peak agreement {dev['peak_agreement']:.0%}")  # fmt: skip
+            elif key == "int8":
+                note = "dynamic quantization"
             else:
                 note = f"compile {extra['compile_s']:.1f} s"
             if "tracker_fps" in extra:
@@ -119,6 +144,9 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
     console.print(speed_table(result))
     if result.get("ratios"):
         console.print(ratio_table(result))
+    same = same_precision_table(result)
+    if same is not None:
+        console.print(same)
     extras = extras_table(result)
     if extras is not None:
         console.print(extras)

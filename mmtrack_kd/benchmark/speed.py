@@ -31,7 +31,7 @@ from torch import nn
 from mmtrack_kd.benchmark.gemm import gemm_peak
 from mmtrack_kd.benchmark.params import MODEL_NAMES, BenchModel, benchmark_models, model_size, ratios, recipe_sizes
 from mmtrack_kd.engine.distributed import choose_device
-from mmtrack_kd.engine.precision import autocast
+from mmtrack_kd.engine.precision import autocast, quantize_int8
 from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import Recipe
 from mmtrack_kd.tracking.tracker import CropSettings, Tracker, TrackerSettings
@@ -216,6 +216,7 @@ def speed_benchmark(
     prompter: bool = True,
     compile: str | None = None,
     bf16: bool = False,
+    int8: bool = False,
 ) -> dict[str, Any]:
     """Everything ``mmtrack-kd benchmark --what speed`` reports, as a JSON-able dict.
 
@@ -234,9 +235,13 @@ def speed_benchmark(
         compile: a ``torch.compile`` backend (``"inductor"``) to also time each model and its
             tracker under; None: not.
         bf16: also time each model under bfloat16 autocast and report its box deviation.
+        int8: also time each model with int8 dynamically quantized Linear layers (CPU only).
 
     Returns ``{"what": "speed", "device", "threads", "sizes", "gemm_peak", "models": {name:
-    {...}}, "ratios", "prompter", "memory"}``; see :func:`mmtrack_kd.benchmark.report.render`.
+    {...}}, "ratios", "same_precision", "prompter", "memory"}``; see
+    :func:`mmtrack_kd.benchmark.report.render`. ``ratios`` are the float32 rows against the
+    float32 teacher; ``same_precision`` holds, per precision, every model's speed against the
+    teacher's at that precision (:func:`same_precision_ratios`).
     """
     device_t = choose_device(device, "--device")
     warmup = max(warmup, MIN_WARMUP)
@@ -273,6 +278,9 @@ def speed_benchmark(
         if bf16:
             row["bf16"] = _try(f"bf16 {entry.name}", lambda: _bf16_row(
                 model, entry.adapters, device_t, warmup, repeats, tracker_frames, frame_size, crop))
+        if int8:
+            row["int8"] = _try(f"int8 {entry.name}", lambda: _int8_row(
+                model, entry.adapters, device_t, warmup, repeats, tracker_frames, frame_size, crop))
         if compile:
             row["compiled"] = _try(f"torch.compile {entry.name}", lambda: _compiled_row(
                 model, entry.adapters, device_t, warmup, repeats, tracker_frames, frame_size, crop, compile))
@@ -280,13 +288,13 @@ def speed_benchmark(
         del model
     result["models"] = rows
     result["ratios"] = ratios(rows, ("parameters", "gflops", "latency_ms", "model_fps", "tracker_fps"))
+    result["same_precision"] = same_precision_ratios(rows)
     teacher_fps = rows.get("teacher", {}).get("tracker_fps")
-    for variant in ("bf16", "compiled"):
-        # the optimised trackers against the plain float32 teacher: the target's comparison
-        faster = {name: row[variant]["tracker_fps"] / teacher_fps
-                  for name, row in rows.items() if "tracker_fps" in row.get(variant, {})}
-        if teacher_fps and faster:
-            result[f"{variant}_vs_fp32_teacher"] = faster
+    # torch.compile changes no precision: the compiled trackers against the eager fp32 teacher
+    faster = {name: row["compiled"]["tracker_fps"] / teacher_fps
+              for name, row in rows.items() if "tracker_fps" in row.get("compiled", {})}
+    if teacher_fps and faster:
+        result["compiled_vs_fp32_teacher"] = faster
     if prompter and "teacher" in names:
         log.info("prompter layers: Conv2d vs Linear")
         result["prompter"] = prompter_comparison(entries[names.index("teacher")], device_t, warmup, repeats)
@@ -296,6 +304,61 @@ def speed_benchmark(
         log.info("training-step memory")
         result["memory"] = training_peak_memory(recipe, device, registry=registry, batch_size=memory_batch_size)
     return result
+
+
+#: Which teacher figures each precision's rows are divided by: bf16 against the bf16 teacher;
+#: int8 against the float32 teacher (an int8 teacher is no reference a user would run).
+REFERENCE_PRECISION = {"fp32": "fp32", "bf16": "bf16", "int8": "fp32"}
+
+
+def _figures(row: dict[str, Any], precision: str) -> dict[str, Any]:
+    return row if precision == "fp32" else row.get(precision) or {}
+
+
+def same_precision_ratios(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Speed of every model against the teacher's, each at one precision, in one run.
+
+    ``{"fp32": {name: {"tracker_fps", "model_fps"}}, "bf16": {...}, "int8_vs_fp32": {...}}``:
+    tracker and model-only frames per second of ``name`` divided by the teacher's, fp32 by fp32,
+    bf16 by bf16, int8 by fp32 (:data:`REFERENCE_PRECISION`). A precision missing from the
+    teacher's row (a failed or skipped run) gives no entry.
+    """
+    teacher = rows.get("teacher")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    if teacher is None:
+        return out
+    for precision, reference in REFERENCE_PRECISION.items():
+        base = _figures(teacher, reference)
+        key = precision if precision == reference else f"{precision}_vs_{reference}"
+        table: dict[str, dict[str, float]] = {}
+        for name, row in rows.items():
+            figures = _figures(row, precision)
+            model_fps = 1e3 / figures["latency_ms"] if "latency_ms" in figures else None
+            base_model_fps = 1e3 / base["latency_ms"] if "latency_ms" in base else None
+            entry = {}
+            if figures.get("tracker_fps") and base.get("tracker_fps"):
+                entry["tracker_fps"] = figures["tracker_fps"] / base["tracker_fps"]
+            if model_fps and base_model_fps:
+                entry["model_fps"] = model_fps / base_model_fps
+            if entry:
+                table[name] = entry
+        if table:
+            out[key] = table
+    return out
+
+
+def _int8_row(model: nn.Module, adapters: Any, device: torch.device, warmup: int, repeats: int,
+              tracker_frames: int, frame_size: tuple[int, int], crop: CropSettings) -> dict[str, Any]:
+    if device.type != "cpu":
+        raise RuntimeError("int8 dynamic quantization runs on the CPU only")
+    quantized = quantize_int8(model)
+    latency = measure_latency_stats(quantized, device, warmup, repeats)
+    row = {"latency": latency.as_dict(), "latency_ms": latency.median * 1e3}
+    if tracker_frames > 0:
+        row["tracker"] = tracker_fps(model, adapters, device, tracker_frames, warmup, frame_size, crop,
+                                     precision="int8")
+        row["tracker_fps"] = row["tracker"]["fps"]
+    return row
 
 
 def _bf16_row(model: nn.Module, adapters: Any, device: torch.device, warmup: int, repeats: int,

@@ -98,8 +98,13 @@ def model_config(recipe: Recipe, stage: Stage, aux_channels: int) -> tuple[str, 
     student = recipe.student
     elimination = student.candidate_elimination
     single = student.single_modality
+    shape = student.shape
     return "student", {
         **common,
+        "depth": shape.resolve_depth(backbone.depth),
+        "fuse_after": 0 if single else shape.fuse_after,
+        "aux_pool": 1 if single else shape.aux_pool,
+        "ce_pairing": elimination.pairing,
         "num_modalities": 1 if single else 2,
         "aux_in_chans": aux_channels,
         "fusion": model.fusion,

@@ -1,7 +1,8 @@
-"""Mixed precision: which autocast dtype a precision setting means, and the autocast context.
+"""Precision: which autocast dtype a precision setting means, the autocast context, and int8.
 
 One place for training (``train.precision``), tracking (``TrackerSettings(precision=...)``,
-``evaluate --bf16``, ``track --bf16``) and the speed benchmark's bf16 rows.
+``evaluate --bf16 / --int8``, ``track --bf16 / --int8``) and the speed benchmark's bf16 and int8
+rows.
 """
 
 from __future__ import annotations
@@ -9,7 +10,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import copy
+import warnings
+
 import torch
+from torch import nn
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -18,7 +23,27 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    # int8 is no autocast: the model itself is quantized (quantize_int8), activations stay fp32
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}[precision]
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose ``nn.Linear`` layers are dynamically quantized to int8.
+
+    Weights are stored in int8 (per tensor), activations are quantized on the fly per call and
+    results come back in float32 (``torch.ao.quantization.quantize_dynamic``). In a ViT nearly
+    all FLOPs are in Linear layers (qkv, projection, MLP); the convolutions of the patch
+    embedding and the head stay float32. CPU only (fbgemm / x86 kernels). ``model`` is left as
+    it is.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao; the API still works as documented
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)  # quantized tensor types, same move
+        return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:

@@ -232,7 +232,7 @@ class StageTrainer:
             self.criterion = DistillationLoss(
                 tracking,
                 FeatureDistillLoss(
-                    layers=feature.resolve_layers(recipe.model.backbone.depth),
+                    layers=[student_block for student_block, _ in self.feature_pairs()] or [1],
                     weighting=feature.weighting,
                     weight=feature.weight,
                 ),
@@ -271,7 +271,7 @@ class StageTrainer:
             source = self.teacher_checkpoint
         if source is None:
             return
-        report = load_pretrained(model, source)
+        report = load_pretrained(model, source, block_sources=self._block_sources())
         # The RGB-only baseline is exactly OSTrack: an OSTrack file must fill all of it, so a
         # wrong or partial file is refused instead of training half-initialised.
         if (self.stage == "student" and recipe.student.single_modality
@@ -282,6 +282,22 @@ class StageTrainer:
             # Fresh or unused tensors are worth a user's eye even off a terminal (INFO is quiet).
             level = logging.INFO if report.complete else logging.WARNING
             log.log(level, "%s: initialised from %s\n%s", self.stage, source, report)
+
+    def _block_sources(self) -> list[int] | None:
+        """For a student shallower than the teacher, the 0-indexed block of the initialising
+        checkpoint (teacher or ``model.pretrained``) that starts each student block."""
+        if self.stage != "student":
+            return None
+        depth = self.recipe.model.backbone.depth
+        blocks = self.recipe.student.shape.resolve_blocks(depth)
+        if blocks == list(range(1, depth + 1)):
+            return None  # the full-depth student: blocks load by their own numbers
+        return [block - 1 for block in blocks]
+
+    def feature_pairs(self) -> list[tuple[int, int]]:
+        """``(student block, teacher block)`` pairs of feature distillation (1-indexed)."""
+        depth = self.recipe.model.backbone.depth
+        return self.recipe.distill.feature.resolve_pairs(depth, self.recipe.student.shape.resolve_blocks(depth))
 
     def _load_teacher(self) -> nn.Module | None:
         from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
@@ -451,8 +467,20 @@ class StageTrainer:
                         teacher_output = self.teacher(batch["template"], batch["search"],
                                                       return_features=self.need_features)
                 return self.criterion(loss_inputs(output), batch,
-                                      None if teacher_output is None else loss_inputs(teacher_output))
+                                      None if teacher_output is None else self._teacher_targets(teacher_output))
             return self.criterion(loss_inputs(output), batch)
+
+    def _teacher_targets(self, teacher_output: Any) -> dict[str, Any]:
+        """The teacher's outputs as loss inputs, its features keyed by the student block they
+        teach and arranged as that block's tokens (:meth:`OneStreamStudent.teacher_target`)."""
+        targets = loss_inputs(teacher_output)
+        if teacher_output.features is not None:
+            student = unwrap(self.model)
+            targets["features"] = {
+                student_block: student.teacher_target(student_block, teacher_output.features[teacher_block - 1])
+                for student_block, teacher_block in self.feature_pairs()
+            }
+        return targets
 
     def _train_epoch(self) -> None:
         model, optim = self.model, self.optim

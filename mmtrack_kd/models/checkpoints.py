@@ -23,11 +23,12 @@ import logging
 import math
 import os
 import pickle
+import re
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -433,6 +434,39 @@ def _fit_to_model(state: StateDict, model: nn.Module, source: str, log: list[str
     return fitted
 
 
+_BLOCK_KEY = re.compile(r"^backbone\.blocks\.(\d+)\.(.+)$")
+
+
+def select_blocks(state: Mapping[str, Tensor], sources: Sequence[int], log: list[str]) -> StateDict:
+    """Renumber a converted state dict's ViT blocks for a student of fewer blocks.
+
+    ``sources[j]`` is the 0-indexed block of the checkpoint that becomes block ``j`` of the
+    model; the checkpoint's other blocks are left out on purpose (noted in ``log``, not reported
+    as unexpected). Everything outside ``backbone.blocks`` passes through unchanged.
+    """
+    wanted = {source: target for target, source in enumerate(sources)}
+    selected: StateDict = {}
+    present: set[int] = set()
+    for key, value in state.items():
+        match = _BLOCK_KEY.match(key)
+        if match is None:
+            selected[key] = value
+            continue
+        block = int(match.group(1))
+        present.add(block)
+        if block in wanted:
+            selected[f"backbone.blocks.{wanted[block]}.{match.group(2)}"] = value
+    missing = sorted(set(sources) - present)
+    if missing:
+        raise CheckpointError(f"the checkpoint has no block {', '.join(str(b + 1) for b in missing)} "
+                              f"(1-indexed) to start a student block from; it has {len(present)} blocks")
+    unused = sorted(present - set(sources))
+    log.append(f"student blocks 1..{len(sources)} start from blocks {', '.join(str(b + 1) for b in sources)} "
+               f"of the checkpoint" + (f"; its blocks {', '.join(str(b + 1) for b in unused)} are not used"
+                                       if unused else ""))
+    return selected
+
+
 def load_state(
     model: nn.Module,
     state_dict: Mapping[str, Tensor],
@@ -460,7 +494,9 @@ def load_state(
     return report
 
 
-def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = False) -> LoadReport:
+def load_pretrained(
+    model: nn.Module, path: str | os.PathLike, strict: bool = False, block_sources: Sequence[int] | None = None
+) -> LoadReport:
     """Load any supported checkpoint file into ``model`` and report what happened.
 
     OSTrack into a single-modality student loads completely (``strict=True`` passes); into a
@@ -468,6 +504,9 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = Fa
     modality embedding are reported as initialised fresh. MAE and timm files give the backbone
     only. An MPLT file needs a teacher built with ``fusion="conv", mplt_compat=True``. Our own
     checkpoints load by name (a teacher's into a student gives backbone, fusion and head).
+
+    ``block_sources``: for a student with fewer blocks, the 0-indexed checkpoint block that
+    starts each of its blocks (:func:`select_blocks`); None: blocks load by their own numbers.
 
     Raises:
         CheckpointError: unreadable or unknown file; a shape mismatch (names key and shapes);
@@ -481,6 +520,11 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike, strict: bool = Fa
         converted = CONVERTERS[format](state, model, log)
     except ValueError as error:  # e.g. a position embedding that is no grid of tokens
         raise CheckpointError(f"checkpoint {source} ({format} layout): {error}") from None
+    if block_sources is not None:
+        try:
+            converted = select_blocks(converted, block_sources, log)
+        except CheckpointError as error:
+            raise CheckpointError(f"checkpoint {source}: {error}") from None
     return load_state(model, converted, source, format, log, strict)
 
 

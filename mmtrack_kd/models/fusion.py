@@ -22,6 +22,11 @@ def tokens_to_map(tokens: Tensor, grid: tuple[int, int]) -> Tensor:
     return tokens.transpose(1, 2).reshape(batch, channels, grid[0], grid[1])
 
 
+def map_to_tokens(feature_map: Tensor) -> Tensor:
+    """Feature map ``(B, C, h, w)`` -> row-major tokens ``(B, h*w, C)``."""
+    return feature_map.flatten(2).transpose(1, 2)
+
+
 class SearchFusion(nn.Module):
     """Concatenate M search halves on channels and reduce ``M*D -> D``.
 

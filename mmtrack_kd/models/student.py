@@ -16,7 +16,28 @@ modality's search tokens* (each keeps ``ceil(ratio * K)`` of its ``K``), so the 
 ``[z_rgb, x_rgb', z_aux, x_aux']`` with equal parts; the score of a search token is its attention
 from the centre token(s) of *every* modality's template, averaged over those queries and the heads
 (softmax over all tokens, as in OSTrack). Taking both templates lets a modality in which the
-target is visible vouch for the other's tokens. With one modality this is OSTrack's rule exactly.
+target is visible vouch for the other's tokens. With one modality this is OSTrack's rule exactly. ``ce_pairing="paired"`` keeps or drops
+co-located tokens together: a grid position is scored by the mean of its two modalities' scores and
+both modalities keep the same ``ceil(ratio * K)`` positions.
+
+Cheaper shapes (beyond the paper; the distillation stage trains them all alike):
+
+* **depth**: fewer blocks than the teacher. The student does not know where its blocks came from;
+  the trainer starts block ``j`` from a chosen teacher block and pairs them for feature KD.
+* **token fusion** (``fuse_after=k``): after block ``k`` every RGB token and the auxiliary token at
+  the same position (template and search alike) are fused into one by ``token_fusion``, a
+  ``Linear(2D -> D)`` that starts as their mean; blocks ``k+1 ...`` run on ``Nz + Nx`` tokens
+  instead of ``2 (Nz + Nx)``, and the head reads the fused search tokens directly (no final
+  fusion). Feature KD after block ``k`` matches the student's fused token to the mean of the
+  teacher's two tokens at that position (:meth:`OneStreamStudent.teacher_target`): the target the
+  mean-initialised fusion starts from.
+* **coarser auxiliary grid** (``aux_pool=p``): the auxiliary patch tokens (and their position
+  embeddings) are average-pooled ``p x p`` before the first block, so the auxiliary stream has
+  ``Nz / p^2 + Nx / p^2`` tokens (64 search tokens instead of 256 at ``p=2``). Before the final
+  fusion (or the token fusion) the auxiliary tokens are brought back to the full grid by
+  nearest-neighbour repetition. Feature KD pools the teacher's auxiliary tokens the same way.
+
+Candidate elimination needs the plain layout (no token fusion, no pooling).
 """
 
 from __future__ import annotations
@@ -25,14 +46,16 @@ import math
 from typing import Literal, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtrack_kd.models.base import TrackerOutput, TrackingModel
-from mmtrack_kd.models.fusion import FusionKind, SearchFusion
-from mmtrack_kd.models.head import CenterHead
+from mmtrack_kd.models.fusion import FusionKind, SearchFusion, map_to_tokens, tokens_to_map
+from mmtrack_kd.models.head import CenterHead, HeadOutput
 from mmtrack_kd.models.vit import ViTBackbone, attention_with_probe
 
 TemplateRange = Literal["centre", "all"]
+Pairing = Literal["independent", "paired"]
 
 
 class OneStreamStudent(TrackingModel):
@@ -51,6 +74,11 @@ class OneStreamStudent(TrackingModel):
             ``forward`` gets no ``keep_ratio`` (OSTrack: 0.7). 1.0 is no elimination.
         ce_template_range: ``"centre"`` (OSTrack's CTR_POINT: the template's centre token) or
             ``"all"`` template tokens as the queries whose attention scores the search tokens.
+        ce_pairing: ``"independent"`` (each modality keeps its own best tokens) or ``"paired"``
+            (co-located RGB and auxiliary tokens are kept or dropped together).
+        fuse_after: fuse co-located RGB and auxiliary tokens into one after this many blocks
+            (1 .. depth - 1); 0: never (the paper's student).
+        aux_pool: average-pool the auxiliary tokens ``aux_pool x aux_pool`` (1: full grid).
     """
 
     kind = "student"
@@ -74,6 +102,9 @@ class OneStreamStudent(TrackingModel):
         ce_layers: Sequence[int] = (),
         ce_keep_ratio: float = 1.0,
         ce_template_range: TemplateRange = "centre",
+        ce_pairing: Pairing = "independent",
+        fuse_after: int = 0,
+        aux_pool: int = 1,
     ) -> None:
         super().__init__()
         if num_modalities not in (1, 2):
@@ -84,14 +115,22 @@ class OneStreamStudent(TrackingModel):
         _check_ratio(ce_keep_ratio)
         if ce_template_range not in ("centre", "all"):
             raise ValueError(f"ce_template_range must be 'centre' or 'all', got {ce_template_range!r}")
+        if ce_pairing not in ("independent", "paired"):
+            raise ValueError(f"ce_pairing must be 'independent' or 'paired', got {ce_pairing!r}")
+        _check_shape(num_modalities, depth, fuse_after, aux_pool, ce_layers,
+                     template_size // patch_size, search_size // patch_size)
         self.config = dict(
             template_size=template_size, search_size=search_size, patch_size=patch_size,
             embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, aux_in_chans=aux_in_chans,
             head_channels=head_channels, fusion=fusion, num_modalities=num_modalities,
             modality_embedding=modality_embedding, ce_layers=sorted(set(ce_layers)),
-            ce_keep_ratio=ce_keep_ratio, ce_template_range=ce_template_range,
+            ce_keep_ratio=ce_keep_ratio, ce_template_range=ce_template_range, ce_pairing=ce_pairing,
+            fuse_after=fuse_after, aux_pool=aux_pool,
         )  # fmt: skip
+        self.fuse_after = fuse_after
+        self.aux_pool = aux_pool
+        self.ce_pairing = ce_pairing
         self.num_modalities = num_modalities
         self.ce_layers = frozenset(ce_layers)
         self.backbone = ViTBackbone(
@@ -103,7 +142,10 @@ class OneStreamStudent(TrackingModel):
             if modality_embedding and num_modalities > 1
             else None
         )
-        self.fusion = SearchFusion(embed_dim, num_modalities, fusion) if num_modalities > 1 else None
+        self.fusion = (
+            SearchFusion(embed_dim, num_modalities, fusion) if num_modalities > 1 and not fuse_after else None
+        )
+        self.token_fusion = TokenFusion(embed_dim) if fuse_after else None
         self.box_head = CenterHead(embed_dim, head_channels)
         hz, wz = self.backbone.template_grid
         centre = [((hz - 1) // 2) * wz + (wz - 1) // 2]  # OSTrack's centre token (3, 3) of 8 x 8
@@ -125,10 +167,13 @@ class OneStreamStudent(TrackingModel):
         for modality in range(self.num_modalities):
             z = template_patches[modality] + backbone.pos_embed_z
             x = backbone.patchify(searches[modality], modality) + backbone.pos_embed_x
+            if modality > 0 and self.aux_pool > 1:
+                # pooling the position-embedded tokens pools patches and positions alike
+                z, x = self._pool(z, backbone.template_grid), self._pool(x, backbone.search_grid)
             if self.modality_embed is not None:
                 z, x = z + self.modality_embed[modality], x + self.modality_embed[modality]
             segments += [z, x]
-        tokens = torch.cat(segments, dim=1)  # (B, M * (Nz + Nx), D)
+        tokens = torch.cat(segments, dim=1)  # (B, sum of the modalities' Nz + Nx, D)
 
         # index: (B, M, K) grid positions of the K search tokens each modality still has;
         # None while nothing was dropped.
@@ -141,16 +186,82 @@ class OneStreamStudent(TrackingModel):
                 tokens = block(tokens)
             if states is not None:
                 states.append((tokens, index))
+            if layer + 1 == self.fuse_after:
+                tokens = self._fuse(tokens)
 
         tokens = backbone.norm(tokens)
-        search = [self._search_tokens(tokens, index, modality) for modality in range(self.num_modalities)]
-        head = self.predict(search)
+        if self.fuse_after:
+            head = self.predict([tokens[:, backbone.num_template_tokens :]])
+        elif self.aux_pool > 1:
+            per_stream = backbone.num_template_tokens + backbone.num_search_tokens
+            aux_template = backbone.num_template_tokens // self.aux_pool**2
+            head = self.predict([tokens[:, backbone.num_template_tokens : per_stream],
+                                 tokens[:, per_stream + aux_template :]])
+        else:
+            search = [self._search_tokens(tokens, index, modality) for modality in range(self.num_modalities)]
+            head = self.predict(search)
         if states is None:
             return TrackerOutput.from_head(head)
         if index is None:  # nothing eliminated: features are the block outputs as they are
             return TrackerOutput.from_head(head, [state for state, _ in states])
         expanded = [self._expand(state, state_index) for state, state_index in states]
         return TrackerOutput.from_head(head, [f for f, _ in expanded], [m for _, m in expanded])
+
+    # -- cheaper shapes ---------------------------------------------------------------------
+
+    def _pool(self, tokens: Tensor, grid: tuple[int, int]) -> Tensor:
+        """``(B, h*w, D)`` row-major -> ``(B, h*w / p^2, D)``, mean of each ``p x p`` cell."""
+        return map_to_tokens(F.avg_pool2d(tokens_to_map(tokens, grid), self.aux_pool))
+
+    def _unpool(self, tokens: Tensor, grid: tuple[int, int]) -> Tensor:
+        """Pooled auxiliary tokens back on the full ``grid`` (each repeated ``p x p`` times)."""
+        pooled = (grid[0] // self.aux_pool, grid[1] // self.aux_pool)
+        return map_to_tokens(tokens_to_map(tokens, pooled).repeat_interleave(self.aux_pool, 2)
+                             .repeat_interleave(self.aux_pool, 3))
+
+    def _streams(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """Joint tokens -> (RGB ``(B, Nz+Nx, D)``, auxiliary on the full grids ``(B, Nz+Nx, D)``)."""
+        backbone = self.backbone
+        per_stream = backbone.num_template_tokens + backbone.num_search_tokens
+        rgb, aux = tokens[:, :per_stream], tokens[:, per_stream:]
+        if self.aux_pool > 1:
+            nz = backbone.num_template_tokens // self.aux_pool**2
+            aux = torch.cat([self._unpool(aux[:, :nz], backbone.template_grid),
+                             self._unpool(aux[:, nz:], backbone.search_grid)], dim=1)
+        return rgb, aux
+
+    def _fuse(self, tokens: Tensor) -> Tensor:
+        """``[z_rgb, x_rgb, z_aux, x_aux]`` -> ``[z, x]``, one token per position."""
+        rgb, aux = self._streams(tokens)
+        return self.token_fusion(rgb, aux)
+
+    def teacher_target(self, block: int, teacher_tokens: Tensor) -> Tensor:
+        """The teacher's tokens after one of its blocks, arranged as this student's tokens after
+        its block ``block`` (1-indexed), for feature distillation.
+
+        ``teacher_tokens`` is ``(B, 2 (Nz + Nx), D)`` in the order ``[z_rgb, x_rgb, z_aux, x_aux]``
+        (:class:`TrackerOutput`). The plain student takes it as it is; after token fusion the
+        target of a fused token is the mean of the teacher's RGB and auxiliary tokens at its
+        position; with a pooled auxiliary grid the teacher's auxiliary tokens are pooled alike.
+        """
+        if self.num_modalities != 2:
+            raise ValueError("a single-modality student has no two-stream teacher to match")
+        backbone = self.backbone
+        per_stream = backbone.num_template_tokens + backbone.num_search_tokens
+        rgb, aux = teacher_tokens[:, :per_stream], teacher_tokens[:, per_stream:]
+        if self.fuse_after and block > self.fuse_after:
+            return 0.5 * (rgb + aux)
+        if self.aux_pool > 1:
+            nz = backbone.num_template_tokens
+            aux = torch.cat([self._pool(aux[:, :nz], backbone.template_grid),
+                             self._pool(aux[:, nz:], backbone.search_grid)], dim=1)
+        return torch.cat([rgb, aux], dim=1)
+
+    def predict(self, search_tokens: Sequence[Tensor]) -> HeadOutput:
+        """As :meth:`TrackingModel.predict`; pooled auxiliary search tokens go back to the full grid."""
+        if self.aux_pool > 1 and len(search_tokens) == 2:
+            search_tokens = [search_tokens[0], self._unpool(search_tokens[1], self.backbone.search_grid)]
+        return super().predict(search_tokens)
 
     # -- candidate elimination --------------------------------------------------------------
 
@@ -184,9 +295,14 @@ class OneStreamStudent(TrackingModel):
             full = torch.arange(self.backbone.num_search_tokens, device=tokens.device)
             index = full.expand(batch, self.num_modalities, -1)
         segments, new_index = [], []
+        per_modality = [score[:, m * stride + num_template : m * stride + num_template + kept]
+                        for m in range(self.num_modalities)]
+        if self.ce_pairing == "paired":  # one choice of positions for both modalities
+            # the modalities' current tokens sit at the same grid positions (paired all along)
+            shared = torch.stack(per_modality).mean(0).topk(keep, dim=1).indices
         for modality in range(self.num_modalities):
             start = modality * stride + num_template
-            top = score[:, start : start + kept].topk(keep, dim=1).indices  # (B, keep)
+            top = shared if self.ce_pairing == "paired" else per_modality[modality].topk(keep, dim=1).indices
             segments.append(tokens[:, modality * stride : start])
             segments.append(tokens[:, start : start + kept].gather(1, top.unsqueeze(-1).expand(-1, -1, dim)))
             new_index.append(index[:, modality].gather(1, top))
@@ -219,6 +335,43 @@ class OneStreamStudent(TrackingModel):
                 search_mask = torch.zeros_like(search_mask).scatter(1, index[:, modality], True)
             masks += [torch.ones(batch, num_template, dtype=torch.bool, device=tokens.device), search_mask]
         return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+
+
+class TokenFusion(nn.Module):
+    """Co-located RGB and auxiliary tokens ``(B, N, D)`` each -> one token ``(B, N, D)``:
+    ``Linear(2D -> D)`` on their concatenation, initialised to their mean (so a student started
+    from a teacher or a full student begins with a neutral fusion rather than a random one)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.reduce = nn.Linear(2 * dim, dim)
+        with torch.no_grad():
+            eye = torch.eye(dim) / 2
+            self.reduce.weight.copy_(torch.cat([eye, eye], dim=1))
+            self.reduce.bias.zero_()
+
+    def forward(self, rgb: Tensor, aux: Tensor) -> Tensor:
+        return self.reduce(torch.cat([rgb, aux], dim=-1))
+
+
+def _check_shape(num_modalities: int, depth: int, fuse_after: int, aux_pool: int, ce_layers: Sequence[int],
+                 template_grid: int, search_grid: int) -> None:
+    """Refuse shapes the forward cannot run, with the argument named."""
+    if fuse_after and num_modalities != 2:
+        raise ValueError("fuse_after needs two modalities")
+    if not 0 <= fuse_after < depth:
+        raise ValueError(f"fuse_after {fuse_after} outside 0..{depth - 1} (0: no fusion; fusing after "
+                         "the last block is the plain student's final fusion)")
+    if aux_pool < 1:
+        raise ValueError(f"aux_pool must be >= 1, got {aux_pool}")
+    if aux_pool > 1:
+        if num_modalities != 2:
+            raise ValueError("aux_pool needs two modalities")
+        if template_grid % aux_pool or search_grid % aux_pool:
+            raise ValueError(f"aux_pool {aux_pool} does not divide the template ({template_grid}) and "
+                             f"search ({search_grid}) token grids")
+    if ce_layers and (fuse_after or aux_pool > 1):
+        raise ValueError("candidate elimination needs the plain token layout (fuse_after 0, aux_pool 1)")
 
 
 def _check_ratio(ratio: float) -> None:

@@ -39,14 +39,14 @@ from mmtrack_kd.data.crop import clip_box, crop_frames, crop_window, map_box_bac
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.engine.distributed import choose_device
-from mmtrack_kd.engine.precision import autocast, autocast_dtype
+from mmtrack_kd.engine.precision import autocast, autocast_dtype, quantize_int8
 from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError, PluginError
 from mmtrack_kd.models.head import boxes_at
 
 #: OSTrack's ``clip_box`` margin at test time: a box keeps at least this many pixels inside.
 CLIP_MARGIN = 10.0
 
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
@@ -63,8 +63,9 @@ class TrackerSettings:
             ``evaluate.hann_window: false`` is the ablation without it.
         precision: ``"fp32"``, or ``"bf16"`` to run the model under bfloat16 autocast (faster
             on CPUs with AVX-512 BF16 / AMX and on GPUs; the peak and the box are still decoded
-            in float32). ``mmtrack-kd benchmark --what speed --bf16`` shows how far its boxes
-            move from float32's.
+            in float32); ``"int8"`` to run a copy of the model whose Linear layers are dynamically
+            quantized to int8 (CPU only). ``mmtrack-kd benchmark --what agreement`` shows how
+            far their boxes move from float32's on a trained model.
         compile: a ``torch.compile`` backend, by name (``"inductor"``, what ``--compile`` asks
             for) or as a callable, to compile the per-frame forward with; None runs it eagerly.
             The first tracked frame pays the compilation (tens of seconds for ViT-B on a CPU).
@@ -202,6 +203,10 @@ class Tracker:
         self.device = choose_device(device, "device")
         self.amp_dtype = autocast_dtype(settings.precision, self.device)
         self.model = model.to(self.device).eval()
+        if settings.precision == "int8":
+            if self.device.type != "cpu":
+                raise MmtrackError(f"int8 tracking runs on the CPU only, not on {self.device}")
+            self.model = quantize_int8(self.model)
         compile = settings.compile
         # Only the per-frame forward is compiled: the template is set once per sequence. Shapes
         # never change within a tracker, so a static graph (dynamic=False) is compiled once; the

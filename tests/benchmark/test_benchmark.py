@@ -20,6 +20,8 @@ from mmtrack_kd.benchmark import (
     training_peak_memory,
     write_json,
 )
+from mmtrack_kd.benchmark.params import SHAPES, shape_config
+from mmtrack_kd.benchmark.speed import same_precision_ratios
 from mmtrack_kd.recipe import load_recipe
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "rgbt.yaml"
@@ -48,7 +50,7 @@ def quiet_console() -> Console:
 
 def test_the_four_models(recipe):
     models = {entry.name: entry for entry in benchmark_models(recipe)}
-    assert list(models) == ["teacher", "student", "student_ce", "baseline"]
+    assert list(models) == ["teacher", "student", "student_ce", "baseline", *SHAPES]
     assert models["teacher"].kind == "teacher"
     assert models["student"].config["ce_layers"] == [] and models["student"].config["num_modalities"] == 2
     assert models["student_ce"].config["ce_layers"] == [1] and models["student_ce"].config["ce_keep_ratio"] == 0.7
@@ -62,7 +64,7 @@ def test_the_four_models(recipe):
 def test_params_benchmark(recipe):
     result = params_benchmark(recipe)
     rows = result["models"]
-    assert set(rows) == {"teacher", "student", "student_ce", "baseline"}
+    assert set(rows) == {"teacher", "student", "student_ce", "baseline", *SHAPES}
     for row in rows.values():
         assert row["parameters"] >= row["trainable"] > 0
         assert row["flops"] > 0 and row["gflops"] == pytest.approx(row["flops"] / 1e9)
@@ -150,3 +152,45 @@ def test_speed_benchmark_on_cuda(recipe):
                              prompter=False)  # fmt: skip
     assert result["memory"]["teacher"]["method"] == "torch.cuda.max_memory_allocated"
     assert all(row["latency"]["median"] > 0 for row in result["models"].values())
+
+
+def test_student_shapes_are_sized_from_the_teacher_depth(recipe):
+    assert shape_config({}, 12, 1 / 2, 1 / 6, 1) == {"depth": 6, "fuse_after": 2, "aux_pool": 1}
+    assert shape_config({}, 12, 1 / 3, 0, 1) == {"depth": 4, "fuse_after": 0, "aux_pool": 1}
+    assert shape_config({}, 12, 1, 0, 2) == {"depth": 12, "fuse_after": 0, "aux_pool": 2}
+    assert shape_config({}, 4, 1 / 2, 1 / 6, 1) == {"depth": 2, "fuse_after": 1, "aux_pool": 1}
+    rows = params_benchmark(recipe, names=("teacher", "student", "student_half", "student_pooled"))["models"]
+    # fewer blocks and fewer tokens cost fewer FLOPs than the full student
+    assert rows["student_half"]["gflops"] < rows["student"]["gflops"]
+    assert rows["student_pooled"]["gflops"] < rows["student"]["gflops"]
+
+
+def test_same_precision_ratios_divide_by_the_teacher_at_that_precision():
+    rows = {
+        "teacher": {"tracker_fps": 2.0, "latency_ms": 400.0, "bf16": {"tracker_fps": 4.0, "latency_ms": 200.0}},
+        "student_half": {"tracker_fps": 5.0, "latency_ms": 160.0, "bf16": {"tracker_fps": 12.0, "latency_ms": 50.0},
+                         "int8": {"tracker_fps": 7.0, "latency_ms": 100.0}},
+        "student": {"tracker_fps": 2.2, "latency_ms": 380.0, "bf16": {"error": "RuntimeError: no bf16"}},
+    }
+    same = same_precision_ratios(rows)
+    assert same["fp32"]["student_half"] == {"tracker_fps": 2.5, "model_fps": 2.5}
+    assert same["bf16"]["student_half"] == {"tracker_fps": 3.0, "model_fps": 4.0}  # not 12 / 2
+    assert same["int8_vs_fp32"]["student_half"] == {"tracker_fps": 3.5, "model_fps": 4.0}
+    assert "student" not in same["bf16"] and "student" not in same["int8_vs_fp32"]
+    assert same["fp32"]["teacher"] == {"tracker_fps": 1.0, "model_fps": 1.0}
+
+
+def test_int8_rows_are_timed_and_ratioed_against_fp32(recipe):
+    result = speed_benchmark(
+        recipe, "cpu", names=("teacher", "student_half_fused"), repeats=2, warmup=1, tracker_frames=2,
+        frame_size=(60, 80), gemm_sizes=(64,), memory=False, prompter=False, int8=True, bf16=True,
+    )  # fmt: skip
+    for name, row in result["models"].items():
+        assert "error" not in row["int8"], row["int8"]
+        assert row["int8"]["tracker_fps"] > 0
+        assert result["same_precision"]["int8_vs_fp32"][name]["tracker_fps"] == pytest.approx(
+            row["int8"]["tracker_fps"] / result["models"]["teacher"]["tracker_fps"])
+        assert result["same_precision"]["bf16"][name]["tracker_fps"] == pytest.approx(
+            row["bf16"]["tracker_fps"] / result["models"]["teacher"]["bf16"]["tracker_fps"])
+    assert "bf16_vs_fp32_teacher" not in result
+    render(result, quiet_console())

@@ -19,6 +19,7 @@ from mmtrack_kd.engine.distributed import DistributedContext
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.engine.trainer import StageTrainer, TrainingStopped, to_device
 from mmtrack_kd.errors import DataError, MmtrackError
+from mmtrack_kd.models import load_model_from_checkpoint
 from mmtrack_kd.recipe import validate_recipe
 
 SYNTHETIC = dict(name="synthetic", layout="lasher", n_train=4, n_test=2, frames=24, width=128,
@@ -444,3 +445,41 @@ def test_data_benchmark_prints_loader_and_step_figures_and_leaves_nothing(synthe
     # No run folders left behind (torch's own compile cache may appear there; it is not ours).
     assert [p for p in scratch.iterdir() if not p.name.startswith("torchinductor")] == []
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "shape, pairs",
+    [
+        ({"depth": 1}, [(1, 2)]),  # half depth: student block 1 starts from and learns teacher block 2
+        ({"fuse_after": 1}, [(1, 1), (2, 2)]),  # block 2 runs on fused tokens
+        ({"aux_pool": 2, "depth": 1, "blocks_from": [1]}, [(1, 1)]),
+    ],
+    ids=["half-depth", "token-fusion", "pooled-aux"],
+)
+def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_root, tmp_path, shape, pairs):
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"student.shape": shape}))
+    folder = train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    teacher_path = folder / "teacher" / "best.pt"
+    teacher = weights(teacher_path)
+    trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(), teacher_checkpoint=teacher_path)
+    trainer._build()
+    assert trainer.feature_pairs() == pairs
+    student = trainer.model.state_dict()
+    blocks = recipe.student.shape.resolve_blocks(2)
+    for target, source in enumerate(blocks):
+        for name in ("attn.qkv.weight", "mlp.fc2.bias", "norm1.weight"):
+            assert torch.equal(student[f"backbone.blocks.{target}.{name}"], teacher[f"backbone.blocks.{source - 1}.{name}"])
+    samples = [trainer.train_set[index] for index in range(4)]
+    batch = to_device(torch.utils.data.default_collate(samples), trainer.ctx.device)
+    trainer.model.train()
+    loss, terms = trainer._forward_loss(batch, None)
+    assert sorted(k for k in terms if k.startswith("feature/")) == [f"feature/layer{s}" for s, _ in pairs]
+    assert terms["feature"] > 0 and terms["response"] > 0
+    loss.backward()
+    trainer._update()
+    # the whole stage runs, and the checkpoint rebuilds the shaped student
+    folder = train(recipe, stage="student", teacher=teacher_path, run_dir=tmp_path / "run")
+    model, info = load_model_from_checkpoint(folder / "student" / "best.pt")
+    assert model.backbone.depth == shape.get("depth", 2)
+    assert info["model_config"]["fuse_after"] == shape.get("fuse_after", 0)
+    assert info["model_config"]["aux_pool"] == shape.get("aux_pool", 1)
