@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -447,14 +448,19 @@ def stream_reliance(dataset: Any, folder: Path) -> dict[str, dict[str, float]] |
 
 def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
             device: str = "cpu", extra: Sequence[str] = (),
-            teacher_job: Job | None = None) -> dict[str, Any]:
+            teacher_job: Job | None = None, teacher_store: Path | None = None) -> dict[str, Any]:
     """Train (resuming) and evaluate one job; returns and stores its result record. A job whose
     record exists is returned as stored without running anything.
 
     ``teacher_job``: the job of the teacher a student arm needs. When that teacher's record was
     restored from a committed ``results.json`` but its checkpoint is not on this machine (a later
     session on a fresh machine), the teacher stage is trained again from its recipe (same seed,
-    same data) without re-scoring it, so the student has something to distil from."""
+    same data) without re-scoring it, so the student has something to distil from.
+
+    ``teacher_store``: a folder of kept teacher files (``<store>/<teacher job id>/best.pt`` with
+    its ``retrained.json``, committed beside ``results.json``). A retrained teacher is copied
+    there once; a later machine without the run folder distils from the kept file instead of
+    training a third teacher, so every student of a seed shares one teacher file across sessions."""
     record_path = out_dir / "results" / f"{job.id}.json"
     if record_path.is_file():
         log.info("%s: finished before, not run again", job.id)
@@ -465,21 +471,29 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
     recipe = job_recipe(job, out_dir, reduced, extra)
     run_dir = out_dir / "runs" / job.id
     stage = job.arm.stage
-    teacher = None
+    teacher: Path | None = None
+    kept: Path | None = None
     retrained = False
     if job.arm.teacher:
         teacher_dir = out_dir / "runs" / f"{job.modality.key}-{job.arm.teacher}-s{job.seed}"
-        if not _stage_finished(teacher_dir, "teacher") and teacher_job is not None:
-            log.info("%s: the checkpoint of its teacher %s is not here; training it again",
-                     job.id, teacher_job.id)
-            train(job_recipe(teacher_job, out_dir, reduced, extra), stage="teacher", resume=True,
-                  run_dir=teacher_dir)
-            retrained = True
+        kept = teacher_store / teacher_dir.name / "best.pt" if teacher_store is not None else None
         if not _stage_finished(teacher_dir, "teacher"):
-            raise MmtrackError(f"{job.id}: its teacher {teacher_dir} has not finished training")
-        teacher = teacher_dir / "teacher" / f"{recipe.distill.teacher_checkpoint}.pt"
-        if not teacher.is_file():
-            teacher = teacher_dir / "teacher" / "last.pt"
+            if kept is not None and kept.is_file():
+                log.info("%s: its teacher's run folder is not here; distilling from the kept "
+                         "teacher file %s", job.id, kept)
+                teacher = kept
+            elif teacher_job is not None:
+                log.info("%s: the checkpoint of its teacher %s is not here; training it again",
+                         job.id, teacher_job.id)
+                train(job_recipe(teacher_job, out_dir, reduced, extra), stage="teacher", resume=True,
+                      run_dir=teacher_dir)
+                retrained = True
+        if teacher is None:
+            if not _stage_finished(teacher_dir, "teacher"):
+                raise MmtrackError(f"{job.id}: its teacher {teacher_dir} has not finished training")
+            teacher = teacher_dir / "teacher" / f"{recipe.distill.teacher_checkpoint}.pt"
+            if not teacher.is_file():
+                teacher = teacher_dir / "teacher" / "last.pt"
         retrained = retrained or _marked_retrained(teacher)
     timing_path = run_dir / "timing.json"
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {"train_s": 0.0, "eval_s": 0.0}
@@ -529,6 +543,8 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
         "reduced": reduced,
         "evaluation": evaluations,
     }
+    if teacher is not None and retrained and kept is not None and not kept.is_file():
+        keep_teacher(teacher, kept)  # after teacher_provenance, which writes its mark
     _atomic_json(record_path, record)
     return record
 
@@ -539,6 +555,18 @@ def _evaluation_datasets(recipe: Recipe) -> list[tuple[str, Any]]:
 
 
 RETRAINED_MARK = "retrained.json"
+
+
+def keep_teacher(teacher: Path, kept: Path) -> None:
+    """Copy a retrained teacher file and its mark (scores, hash) to ``kept`` (atomically)."""
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    mark = teacher.parent / RETRAINED_MARK
+    if mark.is_file():
+        shutil.copyfile(mark, kept.parent / RETRAINED_MARK)
+    temporary = kept.with_suffix(".tmp")
+    shutil.copyfile(teacher, temporary)
+    os.replace(temporary, kept)
+    log.info("kept the retrained teacher file %s as %s", teacher, kept)
 
 
 def _marked_retrained(teacher: Path) -> bool:
@@ -1011,7 +1039,7 @@ def run_experiments(
         teacher_job = (Job(table.arms[job.arm.teacher], job.modality, job.seed)
                        if job.arm.teacher else None)
         run_job(job, out_dir, reduced=reduced, workers=workers, device=device, extra=overrides,
-                teacher_job=teacher_job)
+                teacher_job=teacher_job, teacher_store=report.with_name(TEACHER_STORE))
     # every finished job of the full plan goes into the report (several sessions add up)
     full_plan = plan_jobs(table, seeds)
     records, missing = [], []
@@ -1030,6 +1058,8 @@ def run_experiments(
 
 
 SUPERSEDED_DIR = "superseded"
+#: Kept retrained teacher files, beside ``results.json`` (see :func:`run_job`).
+TEACHER_STORE = "teachers"
 
 
 def supersede(job_id: str, out_dir: Path, reason: str) -> Path | None:

@@ -112,6 +112,20 @@ def test_reduced_run_writes_report_and_resumes(tmp_path: Path) -> None:
     assert (out / "runs" / "rgbt-teacher-s0" / "teacher" / "retrained.json").is_file()
     text = report.read_text()
     assert "Retrained teachers: rgbt-student-s0" in text and " retrained (its PR " in text
+    # the retrained teacher file is kept beside results.json: the next fresh machine distils
+    # from that very file instead of training a third teacher
+    kept = tmp_path / "docs" / "teachers" / "rgbt-teacher-s0"
+    assert (kept / "best.pt").is_file() and (kept / "retrained.json").is_file()
+    shutil.rmtree(out)
+    (tmp_path / "docs" / "results.json").write_text(json.dumps(raw))  # the student to run again
+    run_experiments(ARMS, out, seeds=[0], only=only, reduced=True, report=report,
+                    command="mmtrack-kd experiments --reduced")
+    assert not (out / "runs" / "rgbt-teacher-s0").exists()  # not trained a third time
+    kept_student = next(r for r in json.loads((tmp_path / "docs" / "results.json").read_text())["records"]
+                        if r["id"] == "rgbt-student-s0")
+    assert kept_student["teacher"] == str(kept / "best.pt")
+    assert kept_student["teacher_sha256"] == student["teacher_sha256"] and kept_student["teacher_retrained"]
+    assert kept_student["teacher_scores"] == student["teacher_scores"]
 
     # --rerun: a finished arm trains and scores afresh; the old record stays, set aside
     with pytest.raises(MmtrackError, match="--reason"):

@@ -12,7 +12,7 @@ sized relative to the teacher's depth ``L`` (ViT-B: ``L = 12``):
 
 * ``student_half`` / ``student_third``: ``L/2`` / ``L/3`` blocks;
 * ``student_half_fused`` / ``student_third_fused``: the same, RGB and auxiliary tokens fused into
-  one after block ``L/6`` (blocks after it run on half the tokens);
+  one after the first block (every later block runs on half the tokens);
 * ``student_pooled`` / ``student_half_pooled``: the auxiliary tokens pooled 2 x 2 (a quarter of
   them), at full and at half depth.
 
@@ -32,12 +32,13 @@ from mmtrack_kd.models import build_model
 from mmtrack_kd.models.profile import count_flops, count_parameters
 from mmtrack_kd.recipe import Recipe
 
-#: Student shapes as fractions of the teacher's depth: (depth, fuse_after, aux_pool).
-SHAPES: dict[str, tuple[float, float, int]] = {
+#: Student shapes: (depth as a fraction of the teacher's, blocks before token fusion (0: none),
+#: auxiliary pooling).
+SHAPES: dict[str, tuple[float, int, int]] = {
     "student_half": (1 / 2, 0, 1),
     "student_third": (1 / 3, 0, 1),
-    "student_half_fused": (1 / 2, 1 / 6, 1),
-    "student_third_fused": (1 / 3, 1 / 6, 1),
+    "student_half_fused": (1 / 2, 1, 1),
+    "student_third_fused": (1 / 3, 1, 1),
     "student_pooled": (1, 0, 2),
     "student_half_pooled": (1 / 2, 0, 2),
 }
@@ -119,11 +120,12 @@ def benchmark_models(recipe: Recipe, registry: Any = None, names: tuple[str, ...
     return [every[name] for name in names]
 
 
-def shape_config(student: dict[str, Any], teacher_depth: int, depth: float, fuse_after: float,
+def shape_config(student: dict[str, Any], teacher_depth: int, depth: float, fuse_after: int,
                  aux_pool: int) -> dict[str, Any]:
-    """A student configuration with its shape set from fractions of the teacher's depth."""
+    """A student configuration with its depth set as a fraction of the teacher's (token fusion
+    needs a block after it: a one-block student stays unfused)."""
     blocks = max(1, round(depth * teacher_depth))
-    fuse = min(blocks - 1, max(1, round(fuse_after * teacher_depth))) if fuse_after else 0
+    fuse = min(blocks - 1, fuse_after)
     return {**student, "depth": blocks, "fuse_after": fuse, "aux_pool": aux_pool}
 
 

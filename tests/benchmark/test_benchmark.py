@@ -155,10 +155,11 @@ def test_speed_benchmark_on_cuda(recipe):
 
 
 def test_student_shapes_are_sized_from_the_teacher_depth(recipe):
-    assert shape_config({}, 12, 1 / 2, 1 / 6, 1) == {"depth": 6, "fuse_after": 2, "aux_pool": 1}
+    assert shape_config({}, 12, 1 / 2, 1, 1) == {"depth": 6, "fuse_after": 1, "aux_pool": 1}
     assert shape_config({}, 12, 1 / 3, 0, 1) == {"depth": 4, "fuse_after": 0, "aux_pool": 1}
     assert shape_config({}, 12, 1, 0, 2) == {"depth": 12, "fuse_after": 0, "aux_pool": 2}
-    assert shape_config({}, 4, 1 / 2, 1 / 6, 1) == {"depth": 2, "fuse_after": 1, "aux_pool": 1}
+    assert shape_config({}, 4, 1 / 2, 1, 1) == {"depth": 2, "fuse_after": 1, "aux_pool": 1}
+    assert shape_config({}, 4, 1 / 3, 1, 1) == {"depth": 1, "fuse_after": 0, "aux_pool": 1}
     rows = params_benchmark(recipe, names=("teacher", "student", "student_half", "student_pooled"))["models"]
     # fewer blocks and fewer tokens cost fewer FLOPs than the full student
     assert rows["student_half"]["gflops"] < rows["student"]["gflops"]
