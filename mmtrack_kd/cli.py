@@ -205,7 +205,21 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if args.recipe is None:
             raise NotAvailableError(f"`benchmark --what {args.what}` needs --recipe")
         recipe = load_recipe(args.recipe, args.overrides + [f"train.device={args.device}"])
-        if args.what == "data":
+        if args.what == "agreement":
+            from mmtrack_kd.benchmark.agreement import agreement_rows, precision_agreement
+
+            if args.checkpoint is None:
+                raise NotAvailableError("`benchmark --what agreement` needs --checkpoint (a trained model)")
+            datasets = [(choice.name, choice.plugin(choice.options)) for choice in recipe.evaluate.datasets]
+            if not datasets:
+                raise MmtrackError(f"{args.recipe}: evaluate.datasets is empty; agreement tracks its sequences")
+            result = precision_agreement(str(args.checkpoint), datasets, max_sequences=args.sequences,
+                                         device=args.device)
+            _print_rows(f"boxes at bf16 and int8 against fp32 ({args.checkpoint}, {result['sequences']} "
+                        f"sequences, {result['frames']} frames)", agreement_rows(result),
+                        ["precision", "PR", "SR", "mean IoU to fp32", "frames IoU>=0.9", "ms/frame", "error"])
+            figures.update(result)
+        elif args.what == "data":
             from mmtrack_kd.engine.bench import loader_figures, step_figures
 
             loader = loader_figures(recipe, sorted({0, recipe.data.workers}))
@@ -327,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     track.set_defaults(handler=cmd_track)
 
     benchmark = commands.add_parser("benchmark", help="measure parameters, FLOPs, speed, loader")
-    benchmark.add_argument("--what", choices=["params", "speed", "data", "scoring"], required=True)
+    benchmark.add_argument("--what", choices=["params", "speed", "data", "scoring", "agreement"], required=True)
     benchmark.add_argument("--recipe", type=Path)
     _add_set(benchmark)
     benchmark.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -346,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     benchmark.add_argument("--int8", action="store_true",
                            help="also time int8 dynamically quantized Linear layers (CPU)")
+    benchmark.add_argument("--checkpoint", type=Path,
+                           help="trained model whose bf16 and int8 boxes are compared with fp32 (agreement)")
+    benchmark.add_argument("--sequences", type=int, default=None,
+                           help="agreement: at most this many sequences per dataset")
     benchmark.set_defaults(handler=cmd_benchmark)
 
     export = commands.add_parser("export", help="export a student checkpoint (ONNX)")
