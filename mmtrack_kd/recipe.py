@@ -245,10 +245,27 @@ class PrompterConfig(Section):
         return self
 
 
+_FRESH_HELP = (
+    "Parts of the model that may start fresh when the stage starts from a file (model.pretrained, "
+    "or the teacher's weights for a student): named parts (backbone, prompters, fusion, "
+    "token_fusion, head, modality_embed, aux_patch_embed) or parameter-name prefixes. Any other model tensor the file "
+    "does not fill is an error listing it. Unset: the stage's defaults ({default})."
+)
+_UNUSED_HELP = (
+    "Parts of the start file that may be left without a place in the model (same names as "
+    "'fresh'); anything else left over is an error listing it. Unset: the stage's defaults "
+    "({default})."
+)
+
+
 class TeacherConfig(Section):
     """The two-stream teacher and its training stage."""
 
     prompter: PrompterConfig = Field(default_factory=PrompterConfig)
+    fresh: list[str] | None = Field(None, description=_FRESH_HELP.format(
+        default="prompters and fusion from an OSTrack file, and the head too from an MAE or timm "
+                "file; nothing from an MPLT or mmtrack-kd file"))
+    unused: list[str] | None = Field(None, description=_UNUSED_HELP.format(default="none"))
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig(epochs=15, batch_size=24))
 
 
@@ -258,6 +275,9 @@ class CandidateEliminationConfig(Section):
     enabled: bool = False
     layers: list[int] = Field(default_factory=lambda: [3, 6, 9], description="0-indexed blocks.")
     keep_ratio: float = Field(0.7, gt=0, le=1)
+    template_range: Literal["centre", "all"] = Field(
+        "centre", description="Template tokens whose attention ranks the search tokens: the centre "
+        "token (OSTrack's CTR_POINT) or the mean over all template tokens.")
     ramp_epochs: tuple[int, int] = Field(
         (2, 6), description="Keep ratio goes from 1 to keep_ratio between these epochs."
     )
@@ -333,6 +353,12 @@ class StudentConfig(Section):
     init: Literal["teacher", "pretrained", "none"] = Field(
         "teacher", description="Start from the teacher's weights, model.pretrained, or scratch."
     )
+    fresh: list[str] | None = Field(None, description=_FRESH_HELP.format(
+        default="the modality embedding from the teacher; fusion and modality embedding from an "
+                "OSTrack file into a two-modality student, the head too from MAE or timm; nothing "
+                "into the RGB-only student from OSTrack"))
+    unused: list[str] | None = Field(None, description=_UNUSED_HELP.format(
+        default="the teacher's prompters, from a teacher file"))
     optim: OptimConfig = Field(default_factory=lambda: OptimConfig(epochs=13, batch_size=12))
 
 

@@ -111,4 +111,5 @@ def model_config(recipe: Recipe, stage: Stage, aux_channels: int) -> tuple[str, 
         "modality_embedding": student.modality_embedding and not single,
         "ce_layers": list(elimination.layers) if elimination.enabled else [],
         "ce_keep_ratio": elimination.keep_ratio if elimination.enabled else 1.0,
+        "ce_template_range": elimination.template_range,
     }

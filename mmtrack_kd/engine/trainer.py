@@ -43,7 +43,7 @@ from mmtrack_kd.engine.distributed import DistributedContext
 from mmtrack_kd.engine.metrics_log import MetricsLog
 from mmtrack_kd.engine.precision import autocast, autocast_dtype
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
-from mmtrack_kd.errors import CheckpointError, MmtrackError
+from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.recipe import OptimConfig, Recipe
 
 log = logging.getLogger(__name__)
@@ -258,8 +258,9 @@ class StageTrainer:
 
     def _initialise(self, model: nn.Module) -> None:
         """Start weights: a pretrained checkpoint (teacher; student with init=pretrained) or the
-        teacher's backbone, fusion and head (student with init=teacher)."""
-        from mmtrack_kd.models.checkpoints import load_pretrained
+        teacher's backbone, fusion and head (student with init=teacher). A file that leaves a
+        part fresh or a tensor unused beyond what :meth:`_declared_parts` allows is refused."""
+        from mmtrack_kd.models.checkpoints import check_declared, load_pretrained
 
         recipe = self.recipe
         if self.resume and (self.folder / "last.pt").is_file():
@@ -272,12 +273,8 @@ class StageTrainer:
         if source is None:
             return
         report = load_pretrained(model, source, block_sources=self._block_sources())
-        # The RGB-only baseline is exactly OSTrack: an OSTrack file must fill all of it, so a
-        # wrong or partial file is refused instead of training half-initialised.
-        if (self.stage == "student" and recipe.student.single_modality
-                and report.format == "ostrack" and not report.complete):
-            raise CheckpointError(
-                f"{source}: an OSTrack checkpoint must fill the RGB-only model completely\n{report}")
+        fresh, unused = self._declared_parts(report.format)
+        check_declared(report, fresh, unused)
         if self.ctx.is_main:
             # Fresh or unused tensors are worth a user's eye even off a terminal (INFO is quiet).
             level = logging.INFO if report.complete else logging.WARNING
@@ -298,6 +295,36 @@ class StageTrainer:
         """``(student block, teacher block)`` pairs of feature distillation (1-indexed)."""
         depth = self.recipe.model.backbone.depth
         return self.recipe.distill.feature.resolve_pairs(depth, self.recipe.student.shape.resolve_blocks(depth))
+
+    def _declared_parts(self, format: str) -> tuple[list[str], list[str]]:
+        """The parts that may start fresh and the parts of the file that may go unused when this
+        stage starts from a file of ``format``: the recipe's ``fresh`` / ``unused`` where set,
+        else what such a file cannot hold. A teacher from OSTrack lacks prompters and fusion
+        (MAE and timm also the head); a student from its teacher lacks the modality embedding
+        and leaves the prompters over (with token fusion: also lacks that layer and leaves the
+        search fusion over); the RGB-only student is exactly OSTrack and lacks
+        nothing. Our own format and MPLT's fill a teacher completely."""
+        from mmtrack_kd.models.checkpoints import FORMAT_NAME
+
+        section = self.recipe.teacher if self.stage == "teacher" else self.recipe.student
+        backbone_only = format in ("mae", "timm")
+        if self.stage == "teacher":
+            fresh = ["prompters", "fusion"] if format in ("ostrack", "mae", "timm") else []
+            unused: list[str] = []
+        elif format == FORMAT_NAME:
+            fresh, unused = ["modality_embed"], ["prompters"]
+        elif self.recipe.student.single_modality:
+            fresh, unused = [], []
+        else:
+            fresh, unused = ["fusion", "modality_embed"], []
+        if backbone_only:
+            fresh.append("head")
+        if self.stage == "student" and not self.recipe.student.single_modality and self.recipe.student.shape.fuse_after:
+            # token fusion replaces the final search fusion: its layer is new, a file's fusion unused
+            fresh = [part for part in fresh if part != "fusion"] + ["token_fusion"]
+            unused.append("fusion")
+        return (fresh if section.fresh is None else list(section.fresh),
+                unused if section.unused is None else list(section.unused))
 
     def _load_teacher(self) -> nn.Module | None:
         from mmtrack_kd.models.checkpoints import load_model_from_checkpoint

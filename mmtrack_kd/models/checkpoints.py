@@ -6,7 +6,9 @@ human-readable notes to ``log``), format detection, and the entry points:
 
 * :func:`load_pretrained` -- detect the format of a file, convert, load into an existing model
   and return a :class:`LoadReport` (missing and unexpected keys are always reported; shape
-  mismatches raise :class:`~mmtrack_kd.errors.CheckpointError` naming the key and both shapes).
+  mismatches raise :class:`~mmtrack_kd.errors.CheckpointError` naming the key and both shapes);
+  :func:`check_declared` then refuses whatever is missing or left over beyond the parts a run
+  declared may start fresh.
 * :func:`checkpoint_payload` / :func:`save_model_checkpoint` -- our format::
 
       {"format": "mmtrack-kd", "kind": "teacher" | "student", "model_config": {...},
@@ -177,9 +179,10 @@ def convert_mplt(state_dict: Mapping[str, Tensor], model: nn.Module, log: Log = 
       ``prompt_norms.l``, other ``prompt_norms_rev.(l-1)``; auxiliary direction
       (``prompt_blocks_rev.l``) the same with the two lists swapped.
 
-    ``prompt_blocks.0`` / ``prompt_blocks_rev.0`` (never run by MPLT) and each block's third
-    channel attention (MPLT applies the second one to the third branch) are dropped; the fuse
-    layer ``mplt_fuse_search`` becomes ``fusion.reduce``.
+    ``prompt_blocks.0`` / ``prompt_blocks_rev.0`` (never run by MPLT), each block's third
+    channel attention (MPLT applies the second one to the third branch) and
+    ``backbone.pos_embed_x_last`` (a position embedding MPLT creates and never uses) are
+    dropped; the fuse layer ``mplt_fuse_search`` becomes ``fusion.reduce``.
     """
     depth = _mplt_depth(state_dict)
     source = dict(state_dict)
@@ -224,6 +227,7 @@ def convert_mplt(state_dict: Mapping[str, Tensor], model: nn.Module, log: Log = 
             take(f"{norms[other]}.{layer - 1}", f"{dst}.norm_other")
 
     unused = []
+    log_extra: list[str] = []
     for key, value in source.items():
         if key in consumed:
             continue
@@ -231,6 +235,8 @@ def convert_mplt(state_dict: Mapping[str, Tensor], model: nn.Module, log: Log = 
             key.startswith("backbone.prompt_blocks") and ".spatialattention2." in key
         ):
             unused.append(key)  # blocks MPLT never runs
+        elif key == "backbone.pos_embed_x_last":
+            log_extra.append(f"dropped {key} (MPLT creates it and never uses it)")
         elif key.startswith("mplt_fuse_search."):
             out["fusion.reduce." + key[len("mplt_fuse_search."):]] = value
         else:
@@ -240,6 +246,7 @@ def convert_mplt(state_dict: Mapping[str, Tensor], model: nn.Module, log: Log = 
             "MPLT prompters mapped (layer norms copied to every input that shares them); "
             f"dropped {len(unused)} never-used keys ({_summarise(unused)})"
         )
+        log.extend(log_extra)
     return convert_ostrack(out, model, log)
 
 
@@ -392,6 +399,49 @@ class LoadReport:
             lines.append(f"  not loaded (no place in the model): {_summarise(self.unexpected)}")
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+#: Named parts of a model, as parameter-name prefixes, for declaring which parts may start
+#: fresh (or be left over) when a run starts from another file; any other name is taken as a
+#: parameter-name prefix itself.
+MODEL_PARTS: dict[str, tuple[str, ...]] = {
+    "backbone": ("backbone.",),
+    "prompters": ("rgb_prompters.", "aux_prompters."),
+    "fusion": ("fusion.",),
+    "token_fusion": ("token_fusion.",),
+    "head": ("box_head.",),
+    "modality_embed": ("modality_embed",),
+    "aux_patch_embed": ("backbone.patch_embed_aux.",),
+}
+
+
+def part_prefixes(parts: Sequence[str]) -> tuple[str, ...]:
+    """The parameter-name prefixes of named parts (:data:`MODEL_PARTS`) or raw prefixes."""
+    return tuple(prefix for part in parts for prefix in MODEL_PARTS.get(part, (part,)))
+
+
+def check_declared(report: LoadReport, fresh: Sequence[str] = (), unused: Sequence[str] = ()) -> None:
+    """Refuse a partial load beyond what a run declared: every model key the file did not fill
+    must belong to a ``fresh`` part, and every file key the model had no place for to an
+    ``unused`` part (named parts or prefixes, see :func:`part_prefixes`).
+
+    Raises:
+        CheckpointError: naming the file, each undeclared missing or left-over key, and the
+            declared parts.
+    """
+    fresh_prefixes, unused_prefixes = part_prefixes(fresh), part_prefixes(unused)
+    missing = [key for key in report.missing if not key.startswith(fresh_prefixes)]
+    left_over = [key for key in report.unexpected if not key.startswith(unused_prefixes)]
+    if not missing and not left_over:
+        return
+    lines = [f"checkpoint {report.source} ({report.format}) does not fill the model as declared"]
+    if missing:
+        lines.append(f"  missing from the file ({len(missing)}): {', '.join(missing)}")
+    if left_over:
+        lines.append(f"  left over in the file ({len(left_over)}): {', '.join(left_over)}")
+    lines.append(f"  parts declared fresh: {', '.join(fresh) or 'none'}; "
+                 f"declared unused: {', '.join(unused) or 'none'}")
+    raise CheckpointError("\n".join(lines))
 
 
 def _fit_to_model(state: StateDict, model: nn.Module, source: str, log: list[str]) -> StateDict:

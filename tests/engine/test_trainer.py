@@ -483,3 +483,48 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     assert model.backbone.depth == shape.get("depth", 2)
     assert info["model_config"]["fuse_after"] == shape.get("fuse_after", 0)
     assert info["model_config"]["aux_pool"] == shape.get("aux_pool", 1)
+
+
+def test_a_start_file_that_leaves_undeclared_parts_fresh_is_refused(synthetic_root, tmp_path):
+    """A teacher from an OSTrack file may start its prompters and fusion fresh (the stage's
+    default); a file that also lacks the head is refused with the missing keys listed, unless
+    the recipe declares the head fresh too."""
+    from mmtrack_kd.errors import CheckpointError
+    from mmtrack_kd.models import build_model
+
+    tiny = dict(template_size=32, search_size=64, patch_size=16, embed_dim=64, depth=2, num_heads=4,
+                head_channels=32)
+    ostrack = build_model("student", {**tiny, "num_modalities": 1}).state_dict()
+    torch.save({"net": ostrack}, tmp_path / "full.pth.tar")
+    torch.save({"net": {k: v for k, v in ostrack.items() if not k.startswith("box_head")}},
+               tmp_path / "headless.pth.tar")
+
+    def initialise(file: str, **changes) -> None:
+        recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"model.pretrained": str(tmp_path / file),
+                                                                          **changes}))
+        trainer = StageTrainer(recipe, "teacher", tmp_path / "run", DistributedContext())
+        trainer._initialise(build_model("teacher", {**tiny, "aux_in_chans": 3}))
+
+    initialise("full.pth.tar")
+    with pytest.raises(CheckpointError) as error:
+        initialise("headless.pth.tar")
+    assert "headless.pth.tar" in str(error.value) and "box_head.conv1_ctr.0.weight" in str(error.value)
+    assert "rgb_prompters" not in str(error.value).split("parts declared")[0]
+    initialise("headless.pth.tar", **{"teacher.fresh": ["prompters", "fusion", "head"]})
+    with pytest.raises(CheckpointError, match="fusion.reduce.weight"):
+        initialise("full.pth.tar", **{"teacher.fresh": ["prompters"]})
+
+
+def test_candidate_elimination_template_range_is_a_recipe_option(synthetic_root, tmp_path):
+    from mmtrack_kd.engine.build import model_config
+    from mmtrack_kd.models import build_model
+
+    for template_range in ("centre", "all"):
+        data = recipe_data(synthetic_root, tmp_path, **{"student.candidate_elimination": {
+            "enabled": True, "layers": [0], "ramp_epochs": [0, 1], "template_range": template_range}})
+        kind, config = model_config(validate_recipe(data), "student", 3)
+        assert config["ce_template_range"] == template_range
+        assert build_model(kind, config).config["ce_template_range"] == template_range
+    with pytest.raises(MmtrackError, match="template_range"):
+        validate_recipe(recipe_data(synthetic_root, tmp_path, **{"student.candidate_elimination": {
+            "template_range": "middle"}}))

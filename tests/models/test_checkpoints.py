@@ -8,6 +8,7 @@ import torch
 from mmtrack_kd.errors import CheckpointError
 from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher
 from mmtrack_kd.models.checkpoints import (
+    check_declared,
     load_model_from_checkpoint,
     load_pretrained,
     resize_pos_embed,
@@ -126,6 +127,39 @@ def test_mplt_checkpoint_reproduces_mplt(tmp_path, tiny, inputs, random_weights,
     assert torch.allclose(out.score_logits, expected.score_logits, atol=1e-5)
     assert torch.allclose(out.size_map, expected.size_map, atol=1e-5)
     assert torch.allclose(out.boxes, expected.boxes, atol=1e-5)
+
+
+def test_mplt_file_with_its_unused_last_position_embedding_loads_strictly(tmp_path, tiny, random_weights,
+                                                                           mplt_reference):
+    """Real MPLT files carry ``backbone.pos_embed_x_last``, which MPLT creates and never uses:
+    the converter drops it (and says so), so such a file still loads with strict=True."""
+    state = dict(random_weights(mplt_reference(tiny)).state_dict())
+    state["backbone.pos_embed_x_last"] = torch.randn(1, 16, 64)
+    path = tmp_path / "MPLT_real.pth.tar"
+    torch.save({"net": state}, path)
+    report = load_pretrained(TwoStreamTeacher(**tiny, fusion="conv", mplt_compat=True), path, strict=True)
+    assert report.complete and "backbone.pos_embed_x_last" in str(report)
+
+
+def test_partial_loads_beyond_the_declared_parts_are_refused_with_every_key(tmp_path, tiny, random_weights):
+    _, path = _ostrack_file(tmp_path, tiny, random_weights)
+    report = load_pretrained(TwoStreamTeacher(**tiny), path)
+    check_declared(report, fresh=["prompters", "fusion"])  # what an OSTrack file cannot hold
+    check_declared(report, fresh=["rgb_prompters.", "aux_prompters.", "fusion.reduce"])  # raw prefixes
+    with pytest.raises(CheckpointError) as error:
+        check_declared(report, fresh=["prompters"])
+    text = str(error.value)
+    assert str(path) in text and "fusion.reduce.weight" in text and "fusion.reduce.bias" in text
+    assert "rgb_prompters" not in text.split("parts declared")[0] and "declared fresh: prompters" in text
+    # a teacher's file into a student: the prompters are left over, the modality embedding fresh
+    teacher_path = save_model_checkpoint(random_weights(TwoStreamTeacher(**tiny, aux_in_chans=1)),
+                                         tmp_path / "teacher.pt")
+    report = load_pretrained(OneStreamStudent(**tiny, modality_embedding=True, aux_in_chans=1), teacher_path)
+    check_declared(report, fresh=["modality_embed"], unused=["prompters"])
+    with pytest.raises(CheckpointError, match=r"left over in the file \(86\): rgb_prompters.0.norm_own.weight, "):
+        check_declared(report, fresh=["modality_embed"])
+    with pytest.raises(CheckpointError, match=r"missing from the file \(1\): modality_embed"):
+        check_declared(report, unused=["prompters"])
 
 
 def test_mplt_into_a_teacher_without_the_quirk_is_reported(tmp_path, tiny, random_weights, mplt_reference):
