@@ -5,7 +5,10 @@ modality plus a few overrides per arm), trains and evaluates every (arm, modalit
 plans, and writes ``results.json`` (raw per-arm results) and ``results.md`` (tables shaped like
 the paper's Tables 3, 4, 5 and Table 1's teacher / student rows, our figures beside the paper's;
 per-attribute results for the modality-switch attributes; a per-frame check of which stream each
-model relies on; sizes, samples and wall time per arm; the seeds; the command line).
+model relies on; sizes, samples and wall time per arm; the seeds; the command line). Each claim
+(:data:`CLAIMS`, data) is read from measured noise (:func:`read_claim`): the arms' spread over
+their training runs and a paired bootstrap over the test sequences. Each record carries the
+machine, commit and torch version that produced it and its per-epoch losses.
 
 Resumable by arm: an arm whose ``results/<id>.json`` exists is not run again; an arm that was
 interrupted continues its stage from ``last.pt`` (``train(..., resume=True)``) and its evaluation
@@ -47,8 +50,9 @@ DEFAULT_ARMS = Path("recipes/experiments/arms.yaml")
 #: Order in which groups are run: main arms (every seed) first, then the other modalities, then
 #: the ablations.
 GROUP_ORDER = ("main", "modality", "ablation")
-#: Differences below this many points (percent) are read as noise (issue 9).
-NOISE_POINTS = 5.0
+#: Margin (points of per-frame precision) of the stream-reliance flags: a description of where a
+#: model loses frames, not a verdict (claims are read from measured noise, see read_claim).
+RELIANCE_MARGIN = 5.0
 #: Centre-error threshold (pixels) of the per-frame stream-reliance check (LasHeR's PR).
 PR_PIXELS = 20.0
 
@@ -446,6 +450,20 @@ def stream_reliance(dataset: Any, folder: Path) -> dict[str, dict[str, float]] |
     }
 
 
+def reliance_flag(rgb: float | None, aux: float | None, baseline_rgb: float | None) -> str:
+    """The stream-reliance flag of a two-stream arm from its precision (points) on RGB-only and
+    auxiliary-only frames and the RGB-only baseline's on RGB-only frames: ``under-uses RGB``
+    more than :data:`RELIANCE_MARGIN` below the baseline there, else ``leans on the auxiliary
+    stream`` more than twice that below its own auxiliary-only precision, else no flag."""
+    if rgb is None:
+        return ""
+    if baseline_rgb is not None and rgb < baseline_rgb - RELIANCE_MARGIN:
+        return "under-uses RGB (below the RGB-only baseline on RGB-only frames)"
+    if aux is not None and rgb < aux - 2 * RELIANCE_MARGIN:
+        return "leans on the auxiliary stream"
+    return ""
+
+
 def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
             device: str = "cpu", extra: Sequence[str] = (),
             teacher_job: Job | None = None, teacher_store: Path | None = None) -> dict[str, Any]:
@@ -522,6 +540,7 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
             "per_attribute": {a: {"scores": dict(r.scores), "sequences": len(r.sequences)}
                               for a, r in result.per_attribute.items()},
             "stream_reliance": stream_reliance(dataset, folder),
+            "sequence_scores": {n: dict(v) for n, v in result.sequence_scores.items()},
         }
     record = {
         "id": job.id,
@@ -541,12 +560,77 @@ def run_job(job: Job, out_dir: Path, reduced: bool = False, workers: int = 1,
         "train_s": timing["train_s"],
         "eval_s": timing["eval_s"],
         "reduced": reduced,
+        **provenance(),
+        "epochs": epoch_losses(run_dir / stage / "metrics.jsonl"),
         "evaluation": evaluations,
     }
     if teacher is not None and retrained and kept is not None and not kept.is_file():
         keep_teacher(teacher, kept)  # after teacher_provenance, which writes its mark
     _atomic_json(record_path, record)
     return record
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _commit() -> str | None:
+    """``git rev-parse HEAD`` of the checkout this package runs from (``+dirty`` with
+    uncommitted changes to tracked files); None outside a git checkout."""
+    import subprocess
+
+    where = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head or None
+
+
+def provenance() -> dict[str, Any]:
+    """What a record needs to be checked later: the machine that trained and scored it (CPU
+    model, CPU count, torch threads, platform), the commit and the torch version."""
+    import torch
+
+    return {
+        "machine": {"cpu": _cpu_model(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+                    "platform": platform.platform(), "python": platform.python_version()},
+        "commit": _commit(),
+        "torch": torch.__version__,
+    }
+
+
+def epoch_losses(metrics: Path) -> list[dict[str, Any]]:
+    """Per-epoch losses from a stage's ``metrics.jsonl``: ``{"epoch", "train_loss", "val_loss"}``
+    with ``train_loss`` the mean of the logged training totals of that epoch (an update logged
+    twice, by a run and its resumption, counts once) and ``val_loss`` the epoch's validation loss
+    (None where not finite). Empty when the file is missing."""
+    from mmtrack_kd.engine.metrics_log import read_metrics
+
+    if not metrics.is_file():
+        return []
+    train: dict[int, dict[int, float]] = {}
+    val: dict[int, float | None] = {}
+    for entry in read_metrics(metrics):
+        if entry.get("event") == "train" and _finite(entry.get("total")) is not None:
+            # a train line carries the epoch in progress (0-based); an epoch line the epochs done
+            train.setdefault(int(entry["epoch"]) + 1, {})[int(entry["update"])] = float(entry["total"])
+        elif entry.get("event") == "epoch":
+            val[int(entry["epoch"])] = _finite(entry.get("val_loss"))
+    return [{"epoch": epoch,
+             "train_loss": statistics.fmean(train[epoch].values()) if train.get(epoch) else None,
+             "val_loss": val.get(epoch)}
+            for epoch in sorted(set(train) | set(val))]
 
 
 def _evaluation_datasets(recipe: Recipe) -> list[tuple[str, Any]]:
@@ -680,45 +764,290 @@ def _retrained_teacher_score(record: dict[str, Any]) -> float | None:
     return 100.0 * value if value is not None else None
 
 
-#: How a claim's difference reads, by kind of claim: "beats" (the paper says A > B) or "matches"
-#: (the paper says A is about B; above B still holds, below B by more than the noise does not).
+# --------------------------------------------------------------------------- claims
+
+#: What a paper's claim says of arm A against arm B: "beats" (A > B) or "matches" (A is about B).
 VerdictKind = Literal["beats", "matches"]
-VERDICT_WORDS: dict[VerdictKind, dict[str, str]] = {
-    "beats": {"noise": "noise (no difference we can read)", "up": "**holds**",
-              "down": "**does not hold (reversed)**"},
-    "matches": {"noise": "**holds** (within noise)", "up": "**holds** (above it)",
-                "down": "**does not hold** (below it by more than the noise)"},
+#: Two-sided normal quantile of the claims' intervals (about 95%).
+Z_95 = 1.96
+#: Bootstrap resamples of the test sequences per seed, and the generator's seed (fixed, so the
+#: report regenerates to the same bytes).
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim read from the records: ``arm`` against ``other`` on ``modality``.
+
+    ``metric``: a headline key (``PR``, ``SR``, ``F``...); None reads F for DepthTrack's
+    protocol and PR otherwise. ``kind``: see :data:`VerdictKind`."""
+
+    text: str
+    arm: str
+    other: str
+    kind: VerdictKind = "beats"
+    modality: str = "rgbt"
+    metric: str | None = None
+
+
+#: The claims the report reads, in its order.
+CLAIMS: tuple[Claim, ...] = (
+    Claim("(1) teacher beats the RGB-only baseline", "teacher", "baseline"),
+    Claim("(1) spatial attention helps the teacher", "teacher", "teacher-no-spatial"),
+    Claim("(1) token attention helps the teacher", "teacher", "teacher-no-token"),
+    Claim("(1) history helps the teacher", "teacher", "teacher-no-history"),
+    Claim("(2) student nearly matches the teacher", "student", "teacher", "matches"),
+    Claim("(2) distilled student beats FOST", "student", "fost"),
+    Claim("(2) feature KD gives more than response KD", "student-feature", "student-response"),
+    # Our student starts from the teacher's weights and FOST from scratch, so "student beats
+    # FOST" mixes distillation with initialisation; FOST from the teacher's weights splits them.
+    Claim("(control) the teacher's weights alone help FOST (FOST from the teacher's weights vs "
+          "from scratch)", "fost-teacher-init", "fost"),
+    Claim("(control) distillation adds to the teacher's weights (student vs FOST from the "
+          "teacher's weights)", "student", "fost-teacher-init"),
+    # The student continues from a teacher that has not levelled off, so it trains twice as
+    # long; a teacher trained for both stages' samples is the same-budget comparison.
+    Claim("(control) student nearly matches a teacher trained as long as both stages together",
+          "student", "teacher-long", "matches"),
+    Claim("(3) even layers beat first-half", "student", "student-first-half"),
+    Claim("(3) even layers beat second-half", "student", "student-second-half"),
+    Claim("(3) even layers beat all-layers", "student", "student-all-layers"),
+    Claim("(beyond the paper) candidate elimination keeps the student's accuracy",
+          "student-ce", "student", "matches"),
+    Claim("(4) rgbd: distilled student beats FOST", "student", "fost", modality="rgbd"),
+    Claim("(4) rgbd: student nearly matches the teacher", "student", "teacher", "matches", "rgbd"),
+    Claim("(4) rgbe: distilled student beats FOST", "student", "fost", modality="rgbe"),
+    Claim("(4) rgbe: student nearly matches the teacher", "student", "teacher", "matches", "rgbe"),
+)
+
+
+def _metric_score(record: dict[str, Any], metric: str | None) -> float | None:
+    return _score(record) if metric is None else _headline(record).get(metric)
+
+
+def _metric_key(record: dict[str, Any], metric: str | None) -> str:
+    """The protocol key behind ``metric`` in the record's scores (``PR`` may be ``MPR``)."""
+    scores = next(iter(record["evaluation"].values()))["scores"]
+    wanted = metric or ("F" if "F" in scores else "PR")
+    aliases = {"PR": ("PR", "MPR"), "SR": ("SR", "MSR")}.get(wanted, (wanted,))
+    return next((k for k in aliases if k in scores), wanted)
+
+
+def _sequence_scores(record: dict[str, Any], metric: str | None) -> dict[str, float]:
+    """Per-sequence scores in percent (records written before they were kept have none)."""
+    evaluation = next(iter(record["evaluation"].values()))
+    key = _metric_key(record, metric)
+    out = {}
+    for name, scores in (evaluation.get("sequence_scores") or {}).items():
+        value = _finite(scores.get(key))
+        if value is not None:
+            out[name] = 100.0 * value
+    return out
+
+
+def _runs(records: list[dict[str, Any]], modality: str, arm: str, metric: str | None) -> list[float]:
+    """Every score of ``arm`` from a separate training run: one per record, plus, for a teacher
+    arm, each retrained teacher file the students of that modality scored (a second training of
+    the same recipe and seed), each file counted once."""
+    values = [v for v in (_metric_score(r, metric) for r in _by(records, modality, arm)) if v is not None]
+    if any(r["arm"] == arm and r["stage"] == "teacher" for r in _by(records, modality, arm)):
+        files = {}
+        for r in records:
+            if r["modality"] == modality and r.get("teacher_retrained") and r.get("teacher_sha256"):
+                if Path(str(r.get("teacher", ""))).parent.parent.name == f"{modality}-{arm}-s{r['seed']}":
+                    files[r["teacher_sha256"]] = _retrained_teacher_score(r)
+        values += [v for v in files.values() if v is not None]
+    return values
+
+
+def _sd(values: Sequence[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def paired_bootstrap_var(mine: dict[str, float], theirs: dict[str, float],
+                         samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> float | None:
+    """Variance of the mean per-sequence difference ``mine - theirs`` over resamples (with
+    replacement) of the sequences both arms were scored on; None for fewer than two. Paired: a
+    resample draws a sequence for both arms at once, so what the two share cancels."""
+    names = sorted(set(mine) & set(theirs))
+    if len(names) < 2:
+        return None
+    diffs = np.array([mine[n] - theirs[n] for n in names])
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), size=(samples, len(diffs)))].mean(axis=1)
+    return float(means.var(ddof=1))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A claim read from the records: ``diff`` (mean paired difference, points) on ``seeds``,
+    its interval ``low``-``high`` and where the noise came from (``noise``), and ``verdict``
+    (one of :data:`VERDICTS`)."""
+
+    claim: Claim
+    seeds: tuple[int, ...] = ()
+    diff: float | None = None
+    low: float | None = None
+    high: float | None = None
+    noise: str = ""
+    verdict: str = "not run"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def line(self) -> str:
+        """The report's line for this claim."""
+        if self.diff is None:
+            return f"- {self.claim.text}: **not run**"
+        seeds = f"{len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''} ({', '.join(map(str, self.seeds))})"
+        interval = "no interval" if self.low is None else f"interval {self.low:+.1f} to {self.high:+.1f}"
+        text = (f"- {self.claim.text}: {self.diff:+.1f} points, {interval}, {seeds} -> "
+                f"{VERDICTS[self.verdict]} ({self.noise})")
+        return text + "".join(f" - *{note}*" for note in self.notes)
+
+
+#: Verdict key -> the words the report prints. "holds"/"reversed"/"below"/"above" need at
+#: least two seeds and an interval that excludes zero; with one seed the same finding is only
+#: "suggestive"; an interval across zero resolves nothing ("beats") or no gap ("matches").
+VERDICTS: dict[str, str] = {
+    "not run": "**not run**",
+    "holds": "**holds**",
+    "reversed": "**does not hold (reversed)**",
+    "suggestive": "suggestive (one seed; the interval excludes zero)",
+    "suggestive reversed": "suggestive, reversed (one seed; the interval excludes zero)",
+    "not resolved": "not resolved (the interval includes zero)",
+    "match": "**holds** (no gap resolved)",
+    "match suggestive": "suggestive (one seed; no gap resolved)",
+    "below": "**does not hold** (below it)",
+    "below suggestive": "suggestive, below it (one seed)",
+    "above": "above it, not a match (the gap is resolved)",
+    "above suggestive": "suggestive, above it (one seed)",
+    "unmeasured": "suggestive at most (no noise measured for these arms)",
 }
 
 
-def _claim(records: list[dict[str, Any]], modality: str, arm: str, other: str, claim: str,
-           kind: VerdictKind = "beats") -> str:
-    """:func:`_verdict` (of ``kind``) of ``arm`` against ``other`` on the seeds both ran (paired means). A
-    student read against ``teacher`` is read against the teacher file it distilled from: a
-    retrained teacher's own score where it had one (see :func:`teacher_provenance`)."""
-    mine = {r["seed"]: _score(r) for r in _by(records, modality, arm)}
-    theirs = {r["seed"]: _score(r) for r in _by(records, modality, other)}
+def verdict_of(kind: VerdictKind, low: float | None, high: float | None, seeds: int) -> str:
+    """The verdict key of an interval ``low``-``high`` of a difference over ``seeds`` seeds."""
+    if low is None or high is None:
+        return "unmeasured"
+    one = seeds < 2
+    if kind == "beats":
+        if low > 0:
+            return "suggestive" if one else "holds"
+        if high < 0:
+            return "suggestive reversed" if one else "reversed"
+        return "not resolved"
+    if high < 0:
+        return "below suggestive" if one else "below"
+    if low > 0:
+        return "above suggestive" if one else "above"
+    return "match suggestive" if one else "match"
+
+
+def _seed_variance(records: list[dict[str, Any]], claim: Claim,
+                   diffs: Sequence[float]) -> tuple[float | None, list[str]]:
+    """Training-noise variance of one seed's difference ``arm - other``, and how it was got.
+
+    Each arm's variance over its separate runs (:func:`_runs`); an arm with one run takes the
+    larger of the other arm's and the variance pooled over every arm (any modality) with two or
+    more runs. Where the paired differences ``diffs`` of two or more seeds vary more than that,
+    their own variance is used: the noise of the difference is measured directly there. None
+    when no arm anywhere has two runs."""
+    groups = dict.fromkeys((r["modality"], r["arm"]) for r in records)
+    pooled_runs = [runs for m, a in groups if len(runs := _runs(records, m, a, None)) > 1]
+    pooled = None
+    if pooled_runs:
+        dof = sum(len(runs) - 1 for runs in pooled_runs)
+        pooled = sum(statistics.variance(runs) * (len(runs) - 1) for runs in pooled_runs) / dof
+    variances, parts = [], []
+    for arm in (claim.arm, claim.other):
+        runs = _runs(records, claim.modality, arm, claim.metric)
+        if len(runs) > 1:
+            variances.append(statistics.variance(runs))
+            parts.append(f"{arm} sd {math.sqrt(variances[-1]):.1f} over {len(runs)} runs")
+    if len(variances) == 1:
+        variances.append(max(variances[0], pooled or 0.0))
+        parts.append(f"the one-run arm sd {math.sqrt(variances[-1]):.1f} (the other's, or pooled if larger)")
+    elif not variances:
+        if pooled is None:
+            return None, ["no arm has two runs: training noise not measured"]
+        variances = [pooled, pooled]
+        parts.append(f"both arms one run: sd {math.sqrt(pooled):.1f} pooled over {len(pooled_runs)} arms")
+    var = sum(variances)
+    if len(diffs) > 1 and statistics.variance(diffs) > var:
+        var = statistics.variance(diffs)
+        parts.append(f"the seeds' differences vary more: sd {math.sqrt(var):.1f}")
+    return var, ["training noise: " + ", ".join(parts)]
+
+
+def read_claim(records: list[dict[str, Any]], claim: Claim) -> Reading:
+    """Read ``claim`` from the records, from measured noise.
+
+    The difference is the mean over the seeds both arms ran of ``arm - other``. Its variance
+    has two parts. Training noise: each arm's spread over its separate training runs (its
+    seeds, and for a teacher its retrained files; see :func:`_runs`); an arm with one run
+    borrows the other arm's spread, and when neither has two runs the spread pooled over every
+    arm of the modality that has is used (said so). Test-set noise: a paired bootstrap over the
+    test sequences of each seed (records without per-sequence scores have none, said so).
+    The interval is the difference +- 1.96 standard errors. A student read against ``teacher``
+    is read against the teacher file it distilled from (see :func:`teacher_provenance`)."""
+    modality, metric = claim.modality, claim.metric
+    mine = {r["seed"]: r for r in _by(records, modality, claim.arm)}
+    theirs = {r["seed"]: r for r in _by(records, modality, claim.other)}
+    values_a = {s: _metric_score(r, metric) for s, r in mine.items()}
+    values_b = {s: _metric_score(r, metric) for s, r in theirs.items()}
     retrained = []
-    if other == "teacher":
-        for r in _by(records, modality, arm):
+    if claim.other == "teacher" and metric is None:
+        for seed, r in mine.items():
             score = _retrained_teacher_score(r)
             if score is not None:
-                theirs[r["seed"]] = score
-                retrained.append(r["seed"])
-    seeds = sorted(seed for seed in set(mine) & set(theirs)
-                   if mine[seed] is not None and theirs[seed] is not None)
+                values_b[seed] = score
+                retrained.append(seed)
+    seeds = tuple(sorted(s for s in set(values_a) & set(values_b)
+                         if values_a[s] is not None and values_b[s] is not None))
     if not seeds:
-        return _verdict(None, None, claim, kind)
-    verdict = _verdict(_mean([mine[s] for s in seeds]), _mean([theirs[s] for s in seeds]), claim, kind)
-    verdict += f" (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+        return Reading(claim)
+    diff = statistics.fmean(values_a[s] - values_b[s] for s in seeds)
+
+    seed_var, parts = _seed_variance(records, claim, [values_a[s] - values_b[s] for s in seeds])
+    boot = []
+    for seed in seeds:
+        if seed in retrained:
+            continue  # the retrained teacher file was scored overall only
+        var = paired_bootstrap_var(_sequence_scores(mine[seed], metric), _sequence_scores(theirs[seed], metric))
+        if var is not None:
+            boot.append(var)
+    if boot:
+        parts.append(f"sequence bootstrap on {len(boot)} of {len(seeds)} seeds")
+    else:
+        parts.append("no sequence bootstrap (per-sequence scores not recorded)")
+    low = high = None
+    if seed_var is not None:
+        n = len(seeds)
+        half = Z_95 * math.sqrt(seed_var / n + (statistics.fmean(boot) / n if boot else 0.0))
+        low, high = diff - half, diff + half
+    notes = []
     if retrained := [s for s in seeds if s in retrained]:
-        verdict += (f" - *seed{'s' if len(retrained) > 1 else ''} {', '.join(map(str, retrained))} read "
-                    "against the retrained teacher file the student distilled from*")
-    files = {r["seed"]: _teacher_file(r) for r in _by(records, modality, arm)}
-    other_files = {r["seed"]: _teacher_file(r) for r in _by(records, modality, other)}
-    if any(files[s] and other_files[s] and files[s] != other_files[s] for s in seeds):
-        verdict += " - *the two arms distilled from different teacher checkpoints (see the arms table)*"
-    return verdict
+        notes.append(f"seed{'s' if len(retrained) > 1 else ''} {', '.join(map(str, retrained))} read "
+                     "against the retrained teacher file the student distilled from")
+    files = {s: _teacher_file(r) for s, r in mine.items()}
+    other_files = {s: _teacher_file(r) for s, r in theirs.items()}
+    if any(files.get(s) and other_files.get(s) and files[s] != other_files[s] for s in seeds):
+        notes.append("the two arms distilled from different teacher checkpoints (see the arms table)")
+    fast = set(fast_evaluations(records))
+    if suspect := [r["id"] for s in seeds for r in (mine[s], theirs[s]) if r["id"] in fast]:
+        notes.append(f"{', '.join(suspect)}: evaluation far faster than its stage's, boxes possibly reused")
+    if claim.arm == "teacher" and metric is None:
+        # the teacher record's file may be lost; a retrained file of the same seed is another run
+        for seed in seeds:
+            other = [_retrained_teacher_score(r) for r in records
+                     if r["modality"] == modality and r["seed"] == seed and r.get("teacher_retrained")
+                     and Path(str(r.get("teacher", ""))).parent.parent.name == f"{modality}-teacher-s{seed}"]
+            if other and other[0] is not None and values_b.get(seed) is not None:
+                notes.append(f"against the retrained teacher file of seed {seed} ({other[0]:.1f}) the "
+                             f"difference is {other[0] - values_b[seed]:+.1f}")
+    return Reading(claim, seeds, diff, low, high, "; ".join(parts),
+                   verdict_of(claim.kind, low, high, len(seeds)), tuple(notes))
 
 
 def _teacher_file(record: dict[str, Any]) -> str | None:
@@ -727,17 +1056,6 @@ def _teacher_file(record: dict[str, Any]) -> str | None:
     if not record.get("teacher"):
         return None
     return record.get("teacher_sha256") or "unrecorded"
-
-
-def _verdict(ours: float | None, other: float | None, claim: str, kind: VerdictKind = "beats") -> str:
-    """Read a paper's 'A > B' (``kind="beats"``) or 'A is about B' (``"matches"``) at our noise
-    level."""
-    if ours is None or other is None:
-        return f"- {claim}: **not run**"
-    diff = ours - other
-    words = VERDICT_WORDS[kind]
-    word = words["noise" if abs(diff) < NOISE_POINTS else "up" if diff > 0 else "down"]
-    return f"- {claim}: {diff:+.1f} points -> {word}"
 
 
 def _teacher_cell(record: dict[str, Any]) -> str:
@@ -752,6 +1070,47 @@ def _teacher_cell(record: dict[str, Any]) -> str:
         score = _retrained_teacher_score(record)
         cell += " retrained" + (f" (its {'F' if 'F' in scores else 'PR'} {score:.1f})" if score is not None else "")
     return cell
+
+
+def fast_evaluations(records: list[dict[str, Any]], fraction: float = 0.2) -> list[str]:
+    """Ids of records whose evaluation took under ``fraction`` of the median of their stage's
+    (tracking the same test sequences costs about the same for every arm of a stage, so a far
+    shorter one points at boxes read from an earlier result folder rather than tracked)."""
+    out = []
+    for stage in dict.fromkeys(r["stage"] for r in records):
+        times = [r["eval_s"] for r in records if r["stage"] == stage and _finite(r.get("eval_s"))]
+        if len(times) < 3:
+            continue
+        median = statistics.median(times)
+        out += [r["id"] for r in records if r["stage"] == stage and _finite(r.get("eval_s")) is not None
+                and r["eval_s"] < fraction * median]
+    return out
+
+
+def _provenance_row(record: dict[str, Any]) -> str:
+    """One row of the report's provenance table (see :func:`provenance`, :func:`epoch_losses`)."""
+    missing = "not recorded"
+    machine = record.get("machine")
+    machine_text = (f"{machine.get('cpu')}, {machine.get('threads')} threads of {machine.get('cpus')} CPUs"
+                    if machine else missing)
+    commit = record.get("commit")
+    commit_text = f"`{commit[:12]}{'+dirty' if commit.endswith('+dirty') else ''}`" if commit else (
+        "no git checkout" if "commit" in record else missing)
+    epochs = record.get("epochs") or []
+
+    def span(key: str) -> str:
+        values = [(e["epoch"], e[key]) for e in epochs if e.get(key) is not None]
+        if not values:
+            return missing
+        text = f"{values[0][1]:.3f} -> {values[-1][1]:.3f}"
+        if key == "val_loss":
+            best = min(values, key=lambda item: item[1])
+            text += f" (epoch {best[0]}: {best[1]:.3f})"
+        return text
+
+    train = f"{len(epochs)}: {span('train_loss')}" if epochs else missing
+    return (f"| {record['id']} | {machine_text} | {commit_text} | {record.get('torch') or missing} | "
+            f"{train} | {span('val_loss') if epochs else missing} |")
 
 
 #: The hand-written reading of a report, beside it; the report links it when it is there.
@@ -777,7 +1136,7 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         f"Seeds: {', '.join(str(s) for s in seeds)} (main RGB-T arms run every seed; the other "
         "modalities and the ablations the first, unless an arm is marked to run every seed). "
         "Spread: mean (min-max, n) over seeds. "
-        f"Differences under about {NOISE_POINTS:.0f} points are read as noise. "
+        "Claims are read against measured noise (see the reading of the claims). "
         "Our numbers come from synthetic data in the real benchmarks' layouts and protocols: "
         "they are NOT comparable in level with the paper's, only the direction and size of the "
         "differences between arms are. Table 4's paper numbers are on RGBT234 (MPR / MSR); ours "
@@ -818,48 +1177,23 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
     t3, t4, t5 = (_paper_table(key, table, records) for key in ("table3", "table4", "table5"))
     lines += ["## Reading of the claims", "",
               "Each claim compares two arms on the seeds both have run (paired), so a one-seed "
-              "ablation is read against the same seed of the full arm.", ""]
-    lines += [
-        _claim(records, "rgbt", "teacher", "baseline", "(1) teacher beats the RGB-only baseline"),
-        _claim(records, "rgbt", "teacher", "teacher-no-spatial", "(1) spatial attention helps the teacher"),
-        _claim(records, "rgbt", "teacher", "teacher-no-token", "(1) token attention helps the teacher"),
-        _claim(records, "rgbt", "teacher", "teacher-no-history", "(1) history helps the teacher"),
-        _claim(records, "rgbt", "student", "teacher",
-               "(2) student nearly matches the teacher (a gap under the noise level holds)", "matches"),
-        _claim(records, "rgbt", "student", "fost", "(2) distilled student beats FOST"),
-        _claim(records, "rgbt", "student-feature", "student-response", "(2) feature KD gives more than response KD"),
-        # Our student starts from the teacher's weights and FOST from scratch, so "student beats
-        # FOST" mixes distillation with initialisation; FOST from the teacher's weights splits them.
-        _claim(records, "rgbt", "fost-teacher-init", "fost",
-               "(control) the teacher's weights alone help FOST (FOST from the teacher's weights vs from scratch)"),
-        _claim(records, "rgbt", "student", "fost-teacher-init",
-               "(control) distillation adds to the teacher's weights (student vs FOST from the teacher's weights)"),
-        # The student continues from a teacher that has not levelled off, so it trains twice as
-        # long; a teacher trained for both stages' samples is the same-budget comparison.
-        _claim(records, "rgbt", "student", "teacher-long",
-               "(control) student nearly matches a teacher trained as long as both stages together",
-               "matches"),
-    ]
-    for other in ("first-half", "second-half", "all-layers"):
-        lines.append(_claim(records, "rgbt", "student", f"student-{other}", f"(3) even layers beat {other}"))
-    lines.append(_claim(records, "rgbt", "student-ce", "student",
-                        "(beyond the paper) candidate elimination keeps the student's accuracy "
-                        "(noise holds; a drop is its cost)", "matches"))
-    for modality in ("rgbd", "rgbe"):
-        lines.append(_claim(records, modality, "student", "fost", f"(4) {modality}: distilled student beats FOST"))
-        lines.append(_claim(records, modality, "student", "teacher",
-                            f"(4) {modality}: student nearly matches the teacher", "matches"))
+              "ablation is read against the same seed of the full arm. Its interval (about 95%, "
+              f"the difference +- {Z_95} standard errors) comes from measured noise: the spread of "
+              "each arm over its separate training runs (seeds, and a teacher's retrained files), "
+              "and a paired bootstrap over the test sequences where the records keep per-sequence "
+              "scores. A claim holds (or is reversed) only when the interval excludes zero on two "
+              "or more seeds; on one seed the same finding is suggestive at most. A 'nearly "
+              "matches' claim holds when no gap is resolved; a gap above it is not a match either.", ""]
+    lines += [read_claim(records, claim).line for claim in CLAIMS]
     spreads = []
     for arm in ("baseline", "teacher", "fost", "student"):
-        values = [_score(r) for r in _by(records, "rgbt", arm)]
-        values = [v for v in values if v is not None]
+        values = _runs(records, "rgbt", arm, None)
         if len(values) > 1:
-            spreads.append(f"{arm} {max(values) - min(values):.1f}")
+            spreads.append(f"{arm} {max(values) - min(values):.1f} (sd {statistics.stdev(values):.1f}, "
+                           f"{len(values)} runs)")
     if spreads:
-        lines += ["", "Seed spread of the main RGB-T arms (max - min PR over seeds, same data and "
-                  f"recipe): {', '.join(spreads)} points. Where that is larger than "
-                  f"{NOISE_POINTS:.0f}, training noise dominates, and a one-seed difference below "
-                  "it is suggestive only."]
+        lines += ["", "Spread of the main RGB-T arms over their training runs (max - min PR, same data "
+                  f"and recipe; a teacher's retrained files count as runs): {', '.join(spreads)} points."]
     lines += ["", "(DepthTrack-protocol arms are read on F; the others on PR.)", ""]
     lines += ["## Tables shaped like the paper's", ""] + t3 + t4 + t5
 
@@ -913,7 +1247,9 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
               "target (the auxiliary stream's spell), only the auxiliary stream shows it (an RGB "
               "spell), or both. A two-stream model that learnt the easier stream first and "
               "under-uses RGB is low on *RGB-only* frames; the RGB-only baseline shows what RGB "
-              "alone achieves there.", "",
+              "alone achieves there. Flags (descriptions, not verdicts): *under-uses RGB* more than "
+              f"{RELIANCE_MARGIN:.0f} points below the baseline on RGB-only frames, *leans on the auxiliary "
+              f"stream* more than {2 * RELIANCE_MARGIN:.0f} points below its own aux-only precision.", "",
               "| modality | arm | RGB-only frames | aux-only frames | both | flag |", "|---|---|---:|---:|---:|---|"]
     baseline_rgb = {}
     for r in records:
@@ -933,14 +1269,8 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
                         vals.append(100 * sr[kind]["PR"])
                         frames[kind] = sr[kind]["frames"]
                 cols[kind] = vals
-            flag = ""
-            rgb, aux = _mean(cols["rgb"]), _mean(cols["aux"])
-            base = _mean(baseline_rgb.get(key, []))
-            if arm != "baseline" and rgb is not None:
-                if base is not None and rgb < base - NOISE_POINTS:
-                    flag = "under-uses RGB (below the RGB-only baseline on RGB-only frames)"
-                elif aux is not None and rgb < aux - 2 * NOISE_POINTS:
-                    flag = "leans on the auxiliary stream"
+            flag = "" if arm == "baseline" else reliance_flag(
+                _mean(cols["rgb"]), _mean(cols["aux"]), _mean(baseline_rgb.get(key, [])))
             lines.append(f"| {key} | {arm} | {_stats(cols['rgb'])} [{frames.get('rgb', 0)} fr] | "
                          f"{_stats(cols['aux'])} [{frames.get('aux', 0)} fr] | "
                          f"{_stats(cols['both'])} | {flag} |")
@@ -956,13 +1286,24 @@ def write_report(table: ArmsTable, records: list[dict[str, Any]], path: Path, co
         lines.append(f"| {r['id']} | {r['description']} | {r['stage']} | {params} | "
                      f"{r.get('samples') or '-'} | {r['train_s'] / 60:.1f} | {r['eval_s'] / 60:.1f} | "
                      f"{ev['sequences']} / {ev['frames']} | {_teacher_cell(r)} |")
+    if fast := fast_evaluations(records):
+        lines += ["", f"Evaluations far faster than the other arms of their stage (under a fifth of the "
+                  f"median), whose boxes may have been reused from another model's result folder: "
+                  f"{', '.join(fast)}. Their scores are not to be trusted until they are run again."]
     lines += ["", "Arm overrides (on `recipes/experiments/base-<modality>.yaml`):", ""]
     for arm in table.arms.values():
         lines.append(f"- `{arm.name}` ({arm.stage}; {', '.join(arm.modalities)}; {arm.group}"
                      f"{'; teacher: ' + arm.teacher if arm.teacher else ''}): "
                      f"{', '.join(f'`{o}`' for o in arm.overrides) or 'base recipe'}")
-    lines += ["", f"Raw per-arm results: `{path.with_name('results.json').name}` beside this file.",
-              f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}.", ""]
+    lines += ["", "## Provenance of each record", "",
+              "The machine that trained and scored each arm, the commit it ran and the losses per "
+              "epoch, as its record holds them (records written before these were kept: *not "
+              "recorded*). This file can be regenerated anywhere; the machine that regenerates it "
+              "is not named.", "",
+              "| id | machine (CPU, threads) | commit | torch | epochs: train loss first -> last | val loss first -> last (best) |",
+              "|---|---|---|---|---|---|"]
+    lines += [_provenance_row(r) for r in records]
+    lines += ["", f"Raw per-arm results: `{path.with_name('results.json').name}` beside this file.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
