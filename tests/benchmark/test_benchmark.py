@@ -108,14 +108,46 @@ def test_speed_benchmark_structure_and_outputs(recipe, tmp_path):
         assert row["peak_fraction"] == pytest.approx(row["achieved_gflops"] / result["gemm_peak"]["gflops"])
         assert row["tracker_fps"] > 0
         deviation = row["bf16"]["deviation"]
-        assert 0 <= deviation["peak_agreement"] <= 1 and deviation["max_px"] >= 0
+        # bf16 really ran (the score map moved) and the pixel figures are ordered as named;
+        # boxes are normalised to the crop, so no deviation can exceed the search size (64 px)
+        assert deviation["dtype"] == "bfloat16" and deviation["score_map_max_abs"] > 0
+        assert 0 < deviation["mean_px"] <= deviation["max_px"] <= 64
+        assert deviation["peak_agreement"] in {k / 8 for k in range(9)}  # a share of the batch of 8
+        if deviation["peak_agreement"] > 0:
+            assert deviation["mean_px_same_peak"] <= deviation["max_px_same_peak"] <= deviation["max_px"]
     assert "student/teacher" in result["ratios"]
     prompter = result["prompter"]
     assert prompter["conv2d"]["gflops"] == pytest.approx(prompter["linear"]["gflops"], rel=1e-6)
-    assert prompter["conv2d/linear"] > 0
+    assert prompter["conv2d/linear"] == pytest.approx(
+        prompter["conv2d"]["latency_ms"] / prompter["linear"]["latency_ms"])
     render(result, quiet_console())
     path = write_json(result, tmp_path / "out" / "speed.json")
     assert json.loads(path.read_text())["models"]["teacher"]["kind"] == "teacher"
+
+
+@pytest.mark.filterwarnings("ignore:In CPU autocast")  # float32 "autocast" is no autocast: the point
+def test_box_deviation_measures_the_boxes_that_the_two_precisions_give(recipe):
+    """The bf16 deviation equals an independent recomputation, and float32 against itself
+    deviates by nothing with every peak in agreement."""
+    from mmtrack_kd.benchmark.speed import box_deviation
+    from mmtrack_kd.engine.precision import autocast
+    from mmtrack_kd.models.profile import dummy_inputs
+
+    model = benchmark_models(recipe)[0].build()
+    device = torch.device("cpu")
+    same = box_deviation(model, device, torch.float32)
+    assert same["max_px"] == 0 and same["peak_agreement"] == 1 and same["score_map_max_abs"] == 0
+    low = box_deviation(model, device, torch.bfloat16, batch=4, seed=3)
+    torch.manual_seed(3)
+    templates, searches = dummy_inputs(model, 4, device)
+    with torch.inference_mode():
+        ref = model(templates, searches)
+        with autocast(device, torch.bfloat16):
+            bf16 = model(templates, searches)
+    diff = (bf16.boxes.float() - ref.boxes.float()).abs() * model.config["search_size"]
+    assert low["max_px"] == pytest.approx(float(diff.max())) and low["mean_px"] == pytest.approx(float(diff.mean()))
+    agree = ref.score_map.flatten(1).argmax(1) == bf16.score_map.flatten(1).argmax(1)
+    assert low["peak_agreement"] == pytest.approx(float(agree.float().mean()))
 
 
 def test_compiled_rows_time_the_model_and_the_tracker(recipe):
