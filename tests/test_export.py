@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -59,6 +61,12 @@ def test_onnx_runner_shapes(tmp_path):
     out = runner.track(searches)
     assert out["score_map"].shape == (1, 1, 4, 4) and out["size_map"].shape == (1, 2, 4, 4)
     assert out["boxes"].shape == (1, 4)
+    # the values are PyTorch's, computed here independently of compare_with_pytorch
+    with torch.no_grad():
+        expected = model(templates, searches)
+    np.testing.assert_allclose(out["boxes"], expected.boxes.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["score_map"], expected.score_map.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["size_map"], expected.size_map.numpy(), atol=1e-5)
 
 
 def test_export_refuses_the_teacher_and_other_formats(tmp_path):
@@ -74,4 +82,15 @@ def test_fps_comparison_reports_both(tmp_path):
     model = build_model("student", TINY).eval()
     paths = export_checkpoint(save_model_checkpoint(model, tmp_path / "s.pt", modalities=MODALITIES))
     result = compare_fps(model, paths["track"].parent, warmup=5, repeats=3)
-    assert result["pytorch_fps"] > 0 and result["onnxruntime_fps"] > 0
+    for runtime in ("pytorch", "onnxruntime"):
+        assert result[f"{runtime}_fps"] == pytest.approx(1e3 / result[f"{runtime}_ms"])
+    assert result["threads"] == torch.get_num_threads() and (result["warmup"], result["repeats"]) == (5, 3)
+    # what was timed computes the same boxes: the ONNX graph's track step equals PyTorch's
+    runner = OnnxStudent(paths["track"].parent)
+    templates, searches = example_inputs(model)
+    runner.set_template(templates)
+    with torch.no_grad():
+        model.set_template(templates)
+        expected = model.track(searches)
+    np.testing.assert_allclose(runner.track([s.numpy() for s in searches])["boxes"], expected.boxes.numpy(),
+                               atol=1e-5)
