@@ -45,6 +45,11 @@ def _check_outputs(run, out: Path, n: int, width: int, height: int) -> None:
     assert run.video_path == out / "track.mp4" and str(out) in run.summary()
 
 
+def _boxes_differ(boxes: np.ndarray, other: np.ndarray) -> bool:
+    """Tracked boxes that differ after the first frame (the given box) by more than rounding."""
+    return bool(np.abs(np.asarray(boxes)[1:] - np.asarray(other)[1:]).max() > 1e-3)
+
+
 def test_track_frame_folders(tmp_path, make_checkpoint, registry, scene_frames, folder_writer) -> None:
     rgb, thermal, _ = scene_frames(12)  # 12 frames: 1.png .. 12.png must sort naturally
     folder_writer(tmp_path / "rgb", rgb, ".jpg")
@@ -80,9 +85,14 @@ def test_track_depth_pngs_and_mixed_inputs(tmp_path, make_checkpoint, registry, 
     depth = [(t.astype(np.uint16) * 20 + 500) for t in thermal]  # 16-bit millimetres
     folder_writer(tmp_path / "depth", depth)
     rgb_video = video_writer(tmp_path / "rgb.mp4", rgb)
-    run = track(make_checkpoint(aux="depth"), rgb_video, tmp_path / "depth", INIT, tmp_path / "out",
-                device="cpu", registry=registry)
+    checkpoint = make_checkpoint(aux="depth")
+    run = track(checkpoint, rgb_video, tmp_path / "depth", INIT, tmp_path / "out", device="cpu", registry=registry)
     assert run.n_frames == 5 and run.modalities == "rgb+depth"
+    # the depth frames reach the model: the same RGB with zero depth tracks other boxes
+    folder_writer(tmp_path / "zeros", [np.zeros_like(d) for d in depth])
+    blank = track(checkpoint, rgb_video, tmp_path / "zeros", INIT, tmp_path / "out-zeros", device="cpu",
+                  registry=registry)
+    assert _boxes_differ(run.boxes, blank.boxes)
 
 
 def test_track_raw_event_file_as_voxel_grids(tmp_path, make_checkpoint, registry, scene_frames,
@@ -102,6 +112,11 @@ def test_track_raw_event_file_as_voxel_grids(tmp_path, make_checkpoint, registry
     checkpoint = make_checkpoint(aux="event", aux_options={"representation": "voxel", "bins": 5}, aux_in_chans=5)
     run = track(checkpoint, tmp_path / "rgb", events, INIT, tmp_path / "out", device="cpu", registry=registry)
     assert run.n_frames == 4 and run.modalities == "rgb+event"
+    # the events reach the model: a stream without events (all-zero voxel grids) tracks other boxes
+    empty = write_event_h5(tmp_path / "none.h5", x[:0], y[:0], t[:0], np.zeros(0, dtype=np.int64),
+                           np.arange(0, 500, 100), width=96, height=72)
+    blank = track(checkpoint, tmp_path / "rgb", empty, INIT, tmp_path / "out-none", device="cpu", registry=registry)
+    assert _boxes_differ(run.boxes, blank.boxes)
 
 
 def test_voxel_grids_cannot_come_from_a_video(tmp_path, make_checkpoint, registry, scene_frames, folder_writer,
