@@ -815,6 +815,14 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("(3) even layers beat all-layers", "student", "student-all-layers"),
     Claim("(beyond the paper) candidate elimination keeps the student's accuracy",
           "student-ce", "student", "matches"),
+    Claim("(shapes) distillation helps the half-depth student (against its FOST control)",
+          "student-half", "fost-half"),
+    Claim("(shapes) distillation helps the half-depth fused student (against its FOST control)",
+          "student-half-fused", "fost-half-fused"),
+    Claim("(shapes) the half-depth student nearly matches the full-depth student", "student-half",
+          "student", "matches"),
+    Claim("(shapes) the half-depth fused student nearly matches the full-depth student",
+          "student-half-fused", "student", "matches"),
     Claim("(4) rgbd: distilled student beats FOST", "student", "fost", modality="rgbd"),
     Claim("(4) rgbd: student nearly matches the teacher", "student", "teacher", "matches", "rgbd"),
     Claim("(4) rgbe: distilled student beats FOST", "student", "fost", modality="rgbe"),
@@ -846,6 +854,15 @@ def _sequence_scores(record: dict[str, Any], metric: str | None) -> dict[str, fl
     return out
 
 
+def _teacher_job(record: dict[str, Any]) -> str | None:
+    """The id of the teacher job whose file a student distilled from: the run folder of
+    ``runs/<id>/teacher/<file>.pt``, or the kept file's folder ``teachers/<id>/best.pt``."""
+    if not record.get("teacher"):
+        return None
+    path = Path(str(record["teacher"]))
+    return path.parent.parent.name if path.parent.name == "teacher" else path.parent.name
+
+
 def _runs(records: list[dict[str, Any]], modality: str, arm: str, metric: str | None) -> list[float]:
     """Every score of ``arm`` from a separate training run: one per record, plus, for a teacher
     arm, each retrained teacher file the students of that modality scored (a second training of
@@ -855,7 +872,7 @@ def _runs(records: list[dict[str, Any]], modality: str, arm: str, metric: str | 
         files = {}
         for r in records:
             if r["modality"] == modality and r.get("teacher_retrained") and r.get("teacher_sha256"):
-                if Path(str(r.get("teacher", ""))).parent.parent.name == f"{modality}-{arm}-s{r['seed']}":
+                if _teacher_job(r) == f"{modality}-{arm}-s{r['seed']}":
                     files[r["teacher_sha256"]] = _retrained_teacher_score(r)
         values += [v for v in files.values() if v is not None]
     return values
@@ -1042,7 +1059,7 @@ def read_claim(records: list[dict[str, Any]], claim: Claim) -> Reading:
         for seed in seeds:
             other = [_retrained_teacher_score(r) for r in records
                      if r["modality"] == modality and r["seed"] == seed and r.get("teacher_retrained")
-                     and Path(str(r.get("teacher", ""))).parent.parent.name == f"{modality}-teacher-s{seed}"]
+                     and _teacher_job(r) == f"{modality}-teacher-s{seed}"]
             if other and other[0] is not None and values_b.get(seed) is not None:
                 notes.append(f"against the retrained teacher file of seed {seed} ({other[0]:.1f}) the "
                              f"difference is {other[0] - values_b[seed]:+.1f}")

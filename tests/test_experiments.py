@@ -343,6 +343,10 @@ def test_teacher_retrained_files_count_as_runs_and_ablations_name_them() -> None
                _record("student-ce", 0, 10.0, teacher="runs/rgbt-teacher-s0/teacher/best.pt", teacher_sha256="a" * 16,
                        teacher_retrained=True, teacher_scores={"synthetic": {"PR": 0.62, "SR": 0.3}})]
     assert sorted(_runs(records, "rgbt", "teacher", None)) == pytest.approx([56.8, 62.0, 72.7])  # file once
+    kept = dict(_record("student-half", 1, 70.0, teacher="docs/teachers/rgbt-teacher-s1/best.pt",
+                        teacher_sha256="c" * 16, teacher_retrained=True,
+                        teacher_scores={"synthetic": {"PR": 0.69, "SR": 0.3}}))
+    assert sorted(_runs(records + [kept], "rgbt", "teacher", None)) == pytest.approx([56.8, 62.0, 69.0, 72.7])
     line = read_claim(records, Claim("c", "teacher", "teacher-no-spatial")).line
     assert "teacher sd" in line and "over 3 runs" in line
     assert "against the retrained teacher file of seed 0 (62.0) the difference is +6.0" in line
