@@ -878,10 +878,6 @@ def _runs(records: list[dict[str, Any]], modality: str, arm: str, metric: str | 
     return values
 
 
-def _sd(values: Sequence[float]) -> float | None:
-    return statistics.stdev(values) if len(values) > 1 else None
-
-
 def paired_bootstrap_var(mine: dict[str, float], theirs: dict[str, float],
                          samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> float | None:
     """Variance of the mean per-sequence difference ``mine - theirs`` over resamples (with
@@ -1001,13 +997,13 @@ def read_claim(records: list[dict[str, Any]], claim: Claim) -> Reading:
     """Read ``claim`` from the records, from measured noise.
 
     The difference is the mean over the seeds both arms ran of ``arm - other``. Its variance
-    has two parts. Training noise: each arm's spread over its separate training runs (its
-    seeds, and for a teacher its retrained files; see :func:`_runs`); an arm with one run
-    borrows the other arm's spread, and when neither has two runs the spread pooled over every
-    arm of the modality that has is used (said so). Test-set noise: a paired bootstrap over the
-    test sequences of each seed (records without per-sequence scores have none, said so).
-    The interval is the difference +- 1.96 standard errors. A student read against ``teacher``
-    is read against the teacher file it distilled from (see :func:`teacher_provenance`)."""
+    has two parts: training noise (:func:`_seed_variance`: the arms' spread over their separate
+    training runs, or the seeds' own differences where those vary more) and test-set noise (a
+    paired bootstrap over the test sequences of each seed, :func:`paired_bootstrap_var`; records
+    without per-sequence scores have none, and the line says so). The interval is the
+    difference +- :data:`Z_95` standard errors, and :func:`verdict_of` reads it. A student read
+    against ``teacher`` is read against the teacher file it distilled from (see
+    :func:`teacher_provenance`)."""
     modality, metric = claim.modality, claim.metric
     mine = {r["seed"]: r for r in _by(records, modality, claim.arm)}
     theirs = {r["seed"]: r for r in _by(records, modality, claim.other)}

@@ -433,3 +433,32 @@ def test_an_arm_key_typo_names_the_arm_and_the_key(tmp_path: Path) -> None:
                      "arms:\n  teacher: {stage: teacher, all_seed: true}\n", encoding="utf-8")
     with pytest.raises(MmtrackError, match=r"arms table .*\n  arms\.teacher\.all_seed .*not permitted"):
         load_arms(table)
+
+
+def test_the_committed_report_regenerates_from_the_committed_records(tmp_path: Path) -> None:
+    """The audit's check: docs/results.md is what its command writes from docs/results.json (no
+    training), and every claim's verdict agrees with the interval it prints."""
+    import re
+    import shutil
+
+    docs = ARMS.parents[1] / "docs"
+    for name in ("results.json", "results-reading.md"):
+        shutil.copy(docs / name, tmp_path / name)
+    stored = json.loads((docs / "results.json").read_text())
+    report = run_experiments(ARMS, tmp_path / "out", seeds=stored["seeds"], report=tmp_path / "results.md",
+                             dry_run=True, command=stored["command"])
+    assert report.read_text() == (docs / "results.md").read_text()
+    read = 0
+    for line in report.read_text().splitlines():
+        match = re.search(r"interval ([-+][\d.]+) to ([-+][\d.]+), (\d) seeds? .*-> ([^(]+)", line)
+        if not match:
+            continue
+        read += 1
+        low, high, seeds, words = float(match[1]), float(match[2]), int(match[3]), match[4]
+        if seeds == 1:
+            assert "**" not in words, line
+        if "holds**" in words and "no gap" not in line:
+            assert low > 0, line
+        if "not resolved" in words or "no gap resolved" in line:
+            assert low <= 0 <= high, line
+    assert read >= 10  # the claims with an interval were all checked
