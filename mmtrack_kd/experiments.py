@@ -815,6 +815,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("(3) even layers beat all-layers", "student", "student-all-layers"),
     Claim("(beyond the paper) candidate elimination keeps the student's accuracy",
           "student-ce", "student", "matches"),
+    Claim("(beyond the paper) candidate elimination at the last block keeps the student's accuracy",
+          "student-ce-late", "student", "matches"),
     Claim("(shapes) distillation helps the half-depth student (against its FOST control)",
           "student-half", "fost-half"),
     Claim("(shapes) distillation helps the half-depth fused student (against its FOST control)",
