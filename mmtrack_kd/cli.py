@@ -142,6 +142,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Compare several runs over several datasets and modalities in one table and figure set."""
+    from mmtrack_kd.evaluation.cross_report import run_report
+
+    return run_report(args.paths, args.out, figures=not args.no_plots)
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     """Track one object through a pair of videos or frame folders."""
     from mmtrack_kd.tracking import TrackerSettings, track
@@ -327,6 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
                                "only (results in <tracker>-int8)")
     evaluate.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    report = commands.add_parser(
+        "report", help="compare evaluated runs across datasets and modalities (Markdown, JSON, PNG)")
+    report.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_EVAL_DIR",
+                        help="run folders (their eval/report.json), evaluation folders or "
+                             "report.json files")
+    report.add_argument("--out", type=Path, help="where report.md, report.json and figures/ go "
+                                                 "(default: ./report)")
+    report.add_argument("--no-plots", action="store_true", help="skip the figure sheets")
+    report.set_defaults(handler=cmd_report)
 
     track = commands.add_parser("track", help="track one object in a pair of videos")
     track.add_argument("--checkpoint", type=Path, required=True)
