@@ -65,10 +65,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe_check(args: argparse.Namespace) -> int:
-    """Validate a recipe and say so."""
+    """Validate a recipe and run every check ``train`` runs before it starts, and say so."""
+    from mmtrack_kd.engine.build import check_recipe
     from mmtrack_kd.recipe import load_recipe
 
     recipe = load_recipe(args.file, args.overrides)
+    check_recipe(recipe)
     console.print(
         f"[green]ok[/green] {args.file}: modality {recipe.modality.name}, "
         f"{len(recipe.data.train)} training dataset(s), stages {', '.join(recipe.train.stages)}"

@@ -67,6 +67,16 @@ class DatasetPlugin(abc.ABC):
             )
         self.root = self.resolve_root()
 
+    @classmethod
+    def modalities_for(cls, options: DatasetOptions) -> tuple[str, ...]:
+        """The streams a dataset configured with ``options`` carries, RGB first.
+
+        ``modalities`` unless an option chooses them (the ``folder`` plugin's ``aux``). The
+        recipe check asks this, before any root is read, so a recipe that pairs a dataset with
+        a modality it does not carry fails ``recipe check`` as it would fail ``train``.
+        """
+        return cls.modalities
+
     def resolve_root(self) -> Path:
         """The dataset folder from the options or the environment; missing is a DataError
         that says where the data should be and what it must contain."""

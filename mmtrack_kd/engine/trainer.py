@@ -30,6 +30,7 @@ from mmtrack_kd.engine.build import (
     Stage,
     build_datasets,
     build_modalities,
+    check_recipe,
     model_config,
 )
 from mmtrack_kd.engine.checkpoint import (
@@ -205,12 +206,9 @@ class StageTrainer:
         self.model = model.to(self.ctx.device)
         self.teacher = self._load_teacher() if stage == "student" else None
 
-        train_sets = build_datasets(recipe.data.train, "data.train", self.modalities.names[-1])
-        if not train_sets:
-            raise MmtrackError("data.train is empty: the recipe names no training dataset")
-        val_choices = recipe.data.val or recipe.data.train
-        val_sets = build_datasets(val_choices, "data.val" if recipe.data.val else "data.train",
-                                  self.modalities.names[-1])
+        check_recipe(recipe, [stage])
+        train_sets = build_datasets(recipe.data.train)
+        val_sets = build_datasets(recipe.data.val or recipe.data.train)
         common = dict(
             adapters=list(self.modalities.adapters),
             model=recipe.model,
