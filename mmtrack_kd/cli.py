@@ -140,7 +140,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args.target, args.datasets, args.results, args.dataset, args.root,
                         args.workers, args.out, device=args.device, plots=not args.no_plots,
                         keep_ratio=args.keep_ratio, prefix=args.prefix, box_format=args.box_format,
-                        precision=_precision(args), compile=_compile_backend(args))
+                        precision=_precision(args), compile=_compile_backend(args),
+                        split=args.split, dataset_options=_dataset_options(args.dataset_options))
+
+
+def _dataset_options(items: Sequence[str]) -> dict[str, object]:
+    """``--dataset-option n_test=5 --dataset-option sequences=[a,b]``: values parsed as YAML."""
+    from mmtrack_kd.recipe import parse_override
+
+    options: dict[str, object] = {}
+    for item in items:
+        path, value = parse_override(item)
+        options[".".join(path)] = value
+    return options
 
 
 
@@ -313,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--datasets", nargs="+", default=[], metavar="NAME")
     evaluate.add_argument("--results", nargs="+", type=Path, metavar="DIR",
                           help="score existing result folders instead of tracking")
-    evaluate.add_argument("--dataset", help="dataset of the --results folders")
+    evaluate.add_argument("--dataset", help="dataset of the --results folders (LasHeR or lasher)")
     evaluate.add_argument("--prefix", default="",
                           help="--results files are <prefix><sequence>.txt; {tracker} stands for "
                                "the folder's name (e.g. --prefix '{tracker}_')")
@@ -321,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="--results boxes: x,y,w,h (default), x1,y1,x2,y2 corners (w = x2 - x1) "
                                "or inclusive corners (w = x2 - x1 + 1, the rgbt package's default)")
     evaluate.add_argument("--root", type=Path, help="dataset root (else recipe or environment)")
+    evaluate.add_argument("--split", help="dataset split (default: the recipe's, else test)")
+    evaluate.add_argument("--dataset-option", dest="dataset_options", action="append", default=[],
+                          metavar="KEY=VALUE",
+                          help="a dataset option, e.g. --dataset-option sequences=[a,b]; VALUE "
+                               "is parsed as YAML; repeatable")
     evaluate.add_argument("--workers", type=int, default=None,
                           help="tracker processes (default: the run's evaluate.workers, else 1)")
     evaluate.add_argument("--keep-ratio", type=float, default=None,

@@ -38,6 +38,7 @@ from pydantic import Field
 from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import DataError
+from mmtrack_kd.evaluation.results_io import polygon_to_xywh
 
 #: File extensions counted as frames (compared lower-case).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -94,9 +95,7 @@ def _box_row(line: str, number: int, path: Path, where: str, corners: bool) -> l
             f"{where}: {path} line {number}: not a number in {line.strip()!r}"
         ) from None
     if len(values) == 8:  # a VOT polygon: its axis-aligned bounding box
-        xs, ys = values[0::2], values[1::2]
-        x1, y1 = min(xs), min(ys)
-        return [x1, y1, max(xs) - x1, max(ys) - y1]
+        return polygon_to_xywh(np.array([values]))[0].tolist()
     if corners:
         x1, y1, x2, y2 = values
         return [x1, y1, x2 - x1, y2 - y1]
