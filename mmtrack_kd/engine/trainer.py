@@ -277,8 +277,10 @@ class StageTrainer:
             raise CheckpointError(
                 f"{source}: an OSTrack checkpoint must fill the RGB-only model completely\n{report}")
         if self.ctx.is_main:
-            # Fresh or unused tensors are worth a user's eye even off a terminal (INFO is quiet).
-            level = logging.INFO if report.complete else logging.WARNING
+            # A student started from its own teacher leaves the prompters unused by design: a
+            # normal event. Fresh or unused tensors of any other file deserve a warning.
+            expected = source == self.teacher_checkpoint
+            level = logging.INFO if report.complete or expected else logging.WARNING
             log.log(level, "%s: initialised from %s\n%s", self.stage, source, report)
 
     def _block_sources(self) -> list[int] | None:

@@ -317,6 +317,11 @@ def evaluate_checkpoint(
         jobs += [(dataset, s, str(folder), layout, name) for s in sequences if s not in done]
 
     if jobs:
+        from mmtrack_kd.console import ProgressLog, console
+
+        # Off a terminal the bar draws nothing until the end: progress goes into the log.
+        lines = ProgressLog(log, f"{tracker_name}: tracked sequence", len(jobs),
+                            enabled=progress and not console.is_terminal)
         with _progress(progress) as bar:
             task = bar.add_task(f"{tracker_name}", total=len(jobs))
             if workers == 1:
@@ -325,6 +330,7 @@ def evaluate_checkpoint(
                     for dataset, seq, folder, layout, label in jobs:
                         _track_one(dataset, seq, folder, layout)
                         bar.update(task, advance=1, description=f"{tracker_name} {label}/{seq}")
+                        lines.step(f"{label}/{seq}")
                 finally:
                     _WORKER.clear()
             else:
@@ -340,6 +346,7 @@ def evaluate_checkpoint(
                         label, seq = futures[future]
                         future.result()  # re-raise a worker's error here
                         bar.update(task, advance=1, description=f"{tracker_name} {label}/{seq}")
+                        lines.step(f"{label}/{seq}")
 
     return {name: score_results_folder(_protocol(dataset), folders[name],
                                        load_ground_truths(dataset))

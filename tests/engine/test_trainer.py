@@ -483,3 +483,18 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     assert model.backbone.depth == shape.get("depth", 2)
     assert info["model_config"]["fuse_after"] == shape.get("fuse_after", 0)
     assert info["model_config"]["aux_pool"] == shape.get("aux_pool", 1)
+
+
+def test_a_student_initialised_from_its_teacher_is_a_normal_event(synthetic_root, tmp_path, caplog):
+    """The teacher's prompters are unused by the student by design: INFO, not a WARNING."""
+    import logging
+
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
+    folder = train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(),
+                           teacher_checkpoint=folder / "teacher" / "best.pt")
+    with caplog.at_level(logging.INFO):
+        trainer._build()
+    [record] = [r for r in caplog.records if "initialised from" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert "unused" in record.getMessage() or "prompt" in record.getMessage()

@@ -324,3 +324,14 @@ def test_one_bad_results_folder_does_not_abort_the_others(tmp_path, lasher_data,
     assert f"{names[0]}.txt" in err and f"{names[1]}.txt" in err and "absent" in err
     report = json.loads((out / "report.json").read_text())
     assert list(report["datasets"]["lasher"]) == ["good"]
+
+
+def test_tracking_progress_goes_into_the_log_off_a_terminal(tmp_path, lasher_data, caplog):
+    import logging
+
+    checkpoint = write_checkpoint(tmp_path / "ckpt" / "tiny.pt")
+    with caplog.at_level(logging.INFO, logger="mmtrack_kd.evaluation.runner"):
+        evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "out",
+                            tracker_name="tiny", progress=True)
+    lines = [r.getMessage() for r in caplog.records if "tracked sequence" in r.getMessage()]
+    assert lines and lines[-1].startswith("tiny: tracked sequence 3 of 3")
