@@ -6,9 +6,16 @@ import logging
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 
 console = Console()
 error_console = Console(stderr=True)
+
+
+def name_column(table: Table, header: str) -> None:
+    """Add a text column that wraps a long name over lines instead of cutting it to ``teac…``
+    when the table must fit a narrow terminal (80 columns)."""
+    table.add_column(header, overflow="fold")
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:

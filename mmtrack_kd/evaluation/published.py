@@ -18,7 +18,8 @@ from typing import Any
 
 from rich.table import Table
 
-from mmtrack_kd.evaluation.report import format_score, name_column
+from mmtrack_kd.console import name_column
+from mmtrack_kd.evaluation.report import format_score
 from mmtrack_kd.evaluation.result import ProtocolResult
 
 #: The paper's rows of its own trackers.

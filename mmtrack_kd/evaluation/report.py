@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.table import Table
 
+from mmtrack_kd.console import name_column
 from mmtrack_kd.evaluation.result import ProtocolResult
 from mmtrack_kd.evaluation.results_io import atomic_write_text
 
@@ -33,11 +34,6 @@ def format_score(value: float) -> str:
     if value != value:  # NaN
         return "-"
     return f"{100 * value:.1f}"
-
-
-def name_column(table: Table, header: str) -> None:
-    """A text column that wraps long names over lines instead of cutting them to ``teac…``."""
-    table.add_column(header, overflow="fold")
 
 
 def _keys(results: Mapping[str, ProtocolResult]) -> list[str]:
