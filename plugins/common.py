@@ -222,15 +222,16 @@ def attribute_table(filename: str, names: tuple[str, ...]) -> Mapping[str, Mappi
 # --------------------------------------------------------------------------- folders
 
 
-def scan_images(folder: Path) -> tuple[str, ...]:
-    """Names of the image files in ``folder`` (one ``os.scandir``), naturally sorted; hidden
-    files (``.DS_Store``, ``._x.jpg``) are left out. OSError (e.g. a missing folder) propagates."""
+def scan_images(folder: Path, suffixes: frozenset[str] = IMAGE_EXTENSIONS) -> tuple[str, ...]:
+    """Names of the frame files in ``folder`` (``suffixes``: images by default; one
+    ``os.scandir``), naturally sorted; hidden files (``.DS_Store``, ``._x.jpg``) are left out.
+    OSError (e.g. a missing folder) propagates."""
     with os.scandir(folder) as entries:
         names = [
             entry.name
             for entry in entries
             if not entry.name.startswith(".")
-            and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+            and os.path.splitext(entry.name)[1].lower() in suffixes
         ]
     names.sort(key=natural_key)
     return tuple(names)
@@ -522,6 +523,10 @@ class BenchmarkDataset(DatasetPlugin):
 
     # ----------------------------------------------------------------- loading
 
+    def frame_suffixes(self, stream: str) -> frozenset[str]:
+        """Suffixes of the frame files of ``stream``: images (a benchmark's layout)."""
+        return IMAGE_EXTENSIONS
+
     @abc.abstractmethod
     def annotations(self, name: str, folder: Path, where: str) -> Annotations:
         """The sequence's ground truth, attributes and visibility as its files give them."""
@@ -535,7 +540,7 @@ class BenchmarkDataset(DatasetPlugin):
             for sub in candidates:
                 directory = folder / sub
                 try:
-                    names = self._scan(directory)
+                    names = self._scan(directory, self.frame_suffixes(stream))
                 except (FileNotFoundError, NotADirectoryError):
                     continue
                 except OSError as error:
@@ -549,9 +554,11 @@ class BenchmarkDataset(DatasetPlugin):
                     f"{where}: no {stream} frame folder in {folder} (looked for {looked})"
                 )
             if not names:
+                suffixes = self.frame_suffixes(stream)
+                kind = "images" if suffixes == IMAGE_EXTENSIONS else "frames"
                 raise DataError(
-                    f"{where}: frame folder {directory} holds no images "
-                    f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                    f"{where}: frame folder {directory} holds no {kind} "
+                    f"({', '.join(sorted(suffixes))})"
                 )
             found[stream] = (directory, names)
         counts = {len(names) for _, names in found.values()}

@@ -101,6 +101,19 @@ names are options (rgb_dir, aux_dir, groundtruth) and `aux` names the modality."
         """``("rgb", aux)``: the second stream is whatever modality ``aux`` names."""
         return ("rgb", options.aux)
 
+    def frame_suffixes(self, stream: str) -> frozenset[str]:
+        """The auxiliary stream's frames are the files its modality adapter reads
+        (``frame_suffixes``: ``.npy`` for a modality stored as arrays); RGB frames are images."""
+        if stream == self.options.aux:
+            from mmtrack_kd.errors import PluginError
+            from mmtrack_kd.plugins import default_registry
+
+            try:
+                return default_registry().modality(stream).frame_suffixes
+            except PluginError:
+                pass  # not installed here (scoring needs no adapter): images, as before
+        return super().frame_suffixes(stream)
+
     def split_folder_candidates(self) -> tuple[str, ...]:
         """Sequences sit directly in the root."""
         return (".",)
