@@ -83,6 +83,39 @@ def dataset_problems(
     return problems
 
 
+def generated_data_problems(recipe: Recipe, registry: Registry | None = None) -> list[tuple[str, str]]:
+    """``(path, message)`` for every entry that shares the folder of an earlier entry whose
+    plugin writes its data there (``synthetic``) but asks for other data. The usual cause: a
+    ``--set`` override of ``data.train.0`` that the YAML anchor (``<<: *synthetic``) of the
+    ``data.val`` and ``evaluate.datasets`` entries does not carry, since an anchor copies values
+    when the file is read."""
+    registry = registry or default_registry()
+    sections = {"data.train": recipe.data.train, "data.val": recipe.data.val,
+                "evaluate.datasets": recipe.evaluate.datasets}
+    first: dict[Path, tuple[str, dict[str, Any]]] = {}
+    problems = []
+    for section, choices in sections.items():
+        for index, choice in enumerate(choices):
+            data = registry.dataset(choice.name).generated_data(choice.options)
+            if data is None:
+                continue
+            root, wanted = data
+            path = f"{section}.{index}"
+            if root not in first:
+                first[root] = (path, wanted)
+                continue
+            other, expected = first[root]
+            changes = [f"{key} {wanted.get(key)} here, {expected.get(key)} there"
+                       for key in sorted(set(wanted) | set(expected)) if wanted.get(key) != expected.get(key)]
+            if changes:
+                problems.append((path, f"writes {root} like {other} but asks for other data "
+                                       f"({'; '.join(changes)}). A YAML anchor (<<: *synthetic) "
+                                       "copies values when the file is read, not later --set "
+                                       "overrides: set every entry, or use a smaller recipe "
+                                       "(recipes/smoke-*.yaml)"))
+    return problems
+
+
 def check_pretrained(recipe: Recipe, stages: list[Stage]) -> None:
     """A named pretrained checkpoint that is missing stops the run before anything starts,
     saying what to download and where it goes."""
@@ -105,7 +138,8 @@ def check_recipe(
 ) -> None:
     """Every check ``train`` runs on a validated recipe before it builds anything, so that
     ``recipe check`` passes exactly the recipes ``train`` accepts: the datasets carry the
-    modality, and a named pretrained checkpoint exists.
+    modality, entries that generate data into one folder ask for the same data, and a named
+    pretrained checkpoint exists.
 
     Raises:
         RecipeError: datasets that do not carry the modality, each with its path; the message
@@ -115,7 +149,7 @@ def check_recipe(
     stages = list(recipe.train.stages) if stages is None else stages
     if not recipe.data.train:
         raise RecipeError(recipe.source, [("data.train", "the recipe names no training dataset")])
-    problems = dataset_problems(recipe, stages, registry)
+    problems = dataset_problems(recipe, stages, registry) + generated_data_problems(recipe, registry)
     if problems:
         raise RecipeError(recipe.source, problems)
     check_pretrained(recipe, stages)
