@@ -115,8 +115,9 @@ def attribute_plot(
 def write_plots(
     scored: Mapping[str, Mapping[str, ProtocolResult]], folder: str | os.PathLike[str]
 ) -> list[Path]:
-    """Every curve plot and the attribute plot of each dataset: ``<folder>/<dataset>_<curve>.png``
-    and ``<dataset>_attributes.png``; returns the paths written."""
+    """Every curve plot, the attribute plot and the figure sheet (:func:`figure_sheet`: the
+    precision-recall curve for DepthTrack) of each dataset: ``<folder>/<dataset>_<curve>.png``,
+    ``<dataset>_attributes.png`` and ``<dataset>_sheet.png``; returns the paths written."""
     folder = Path(folder)
     written: list[Path] = []
     for dataset, results in scored.items():
@@ -128,6 +129,10 @@ def write_plots(
         bars = attribute_plot(dataset, results, folder / f"{_safe(dataset)}_attributes.png")
         if bars is not None:
             written.append(bars)
+        if len({r.protocol for r in results.values()}) == 1:
+            protocol = next(iter(results.values())).protocol
+            written.append(figure_sheet(f"{dataset} ({protocol} protocol, scores in %)", results,
+                                        folder / f"{_safe(dataset)}_sheet.png"))
     return written
 
 

@@ -478,6 +478,9 @@ def run_evaluate(
         table = comparison_table(name, _protocol_of(scored[name]), by_tracker)
         if table is not None:
             console.print(table)
+        elif by_tracker:
+            console.print(f"{name}: the paper publishes no numbers for the "
+                          f"{_protocol_of(by_tracker)} protocol to set beside these")
     report = write_json(scored, out_dir / "report.json")
     console.print(f"wrote every number to {report}")
     if plots:

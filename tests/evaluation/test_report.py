@@ -96,7 +96,8 @@ def test_plots_are_png(tmp_path):
     paths = write_plots(scored, tmp_path / "plots")
     names = {p.name for p in paths}
     assert {"lasher_precision.png", "lasher_success.png", "lasher_normalized_precision.png",
-            "lasher_attributes.png", "depthtrack_f_score.png"} <= names
+            "lasher_attributes.png", "depthtrack_f_score.png", "depthtrack_sheet.png",
+            "lasher_sheet.png"} <= names
     for path in paths:
         assert path.read_bytes()[:4] == b"\x89PNG"
 
