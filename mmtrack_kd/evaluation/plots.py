@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmtrack_kd.evaluation.protocols import protocol_type
+from mmtrack_kd.evaluation.protocols import Panel, protocol_type
 from mmtrack_kd.evaluation.result import ProtocolResult
 
 TITLES = {
@@ -60,31 +60,19 @@ def curve_plot(
 ) -> Path:
     """One curve (``"precision"``, ``"success"``, ...) of every tracker in one PNG."""
     plt = _pyplot()
-    ranked = sorted(
-        ((name, r) for name, r in results.items() if curve in r.curves),
-        key=lambda item: -legend_score(item[1], curve),
-    )
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
-    for name, result in ranked:
-        c = result.curves[curve]
-        x = np.asarray(c.thresholds, dtype=np.float64)
-        finite = np.isfinite(x)
-        label = f"[{100 * legend_score(result, curve):.1f}] {name}"
-        ax.plot(x[finite], 100 * np.asarray(c.mean)[finite], linewidth=2, label=label)
-        c_label, y_label = c.x_label, c.y_label
-    if ranked:
-        ax.set_xlabel(c_label)
-        ax.set_ylabel(percent_label(y_label))
-        ax.legend(loc="lower right" if curve != "recall" else "best", fontsize=8)
-    protocol = ranked[0][1].protocol if ranked else ""
-    ax.set_title(f"{TITLES.get(curve, curve)} - {dataset} ({protocol})")
-    ax.set_ylim(0, 102)
-    ax.grid(True, alpha=0.3)
+    protocol = next((r.protocol for r in results.values() if curve in r.curves), "")
+    _panel_axes(ax, Panel(curve, f"{TITLES.get(curve, curve)} - {dataset} ({protocol})"), results)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike[str]) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    """Write ``fig`` as a PNG at ``path`` (folders created) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -104,12 +92,7 @@ def attribute_plot(
     fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(attributes) * max(1, len(results))), 4), dpi=120)
     _attribute_axes(ax, results, score)
     ax.set_title(f"{dataset}: {score} per attribute (sequences in brackets)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_plots(
@@ -211,9 +194,4 @@ def figure_sheet(
         _panel_axes(ax, panel, results)
     _attribute_axes(axes[-1], results, protocol.headline_score)
     fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
