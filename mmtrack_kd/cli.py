@@ -65,10 +65,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_recipe_check(args: argparse.Namespace) -> int:
-    """Validate a recipe and say so."""
+    """Validate a recipe and run every check ``train`` runs before it starts, and say so."""
+    from mmtrack_kd.engine.build import check_recipe
     from mmtrack_kd.recipe import load_recipe
 
     recipe = load_recipe(args.file, args.overrides)
+    check_recipe(recipe)
     console.print(
         f"[green]ok[/green] {args.file}: modality {recipe.modality.name}, "
         f"{len(recipe.data.train)} training dataset(s), stages {', '.join(recipe.train.stages)}"
@@ -138,8 +140,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args.target, args.datasets, args.results, args.dataset, args.root,
                         args.workers, args.out, device=args.device, plots=not args.no_plots,
                         keep_ratio=args.keep_ratio, prefix=args.prefix, box_format=args.box_format,
-                        precision=_precision(args), compile=_compile_backend(args))
+                        precision=_precision(args), compile=_compile_backend(args),
+                        split=args.split, dataset_options=_dataset_options(args.dataset_options))
 
+
+def _dataset_options(items: Sequence[str]) -> dict[str, object]:
+    """``--dataset-option n_test=5 --dataset-option sequences=[a,b]``: values parsed as YAML."""
+    from mmtrack_kd.recipe import parse_override
+
+    options: dict[str, object] = {}
+    for item in items:
+        path, value = parse_override(item)
+        options[".".join(path)] = value
+    return options
+
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Compare several runs over several datasets and modalities in one table and figure set."""
+    from mmtrack_kd.evaluation.cross_report import run_report
+
+    return run_report(args.paths, args.out, figures=not args.no_plots)
 
 
 def cmd_track(args: argparse.Namespace) -> int:
@@ -304,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--datasets", nargs="+", default=[], metavar="NAME")
     evaluate.add_argument("--results", nargs="+", type=Path, metavar="DIR",
                           help="score existing result folders instead of tracking")
-    evaluate.add_argument("--dataset", help="dataset of the --results folders")
+    evaluate.add_argument("--dataset", help="dataset of the --results folders (LasHeR or lasher)")
     evaluate.add_argument("--prefix", default="",
                           help="--results files are <prefix><sequence>.txt; {tracker} stands for "
                                "the folder's name (e.g. --prefix '{tracker}_')")
@@ -312,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="--results boxes: x,y,w,h (default), x1,y1,x2,y2 corners (w = x2 - x1) "
                                "or inclusive corners (w = x2 - x1 + 1, the rgbt package's default)")
     evaluate.add_argument("--root", type=Path, help="dataset root (else recipe or environment)")
+    evaluate.add_argument("--split", help="dataset split (default: the recipe's, else test)")
+    evaluate.add_argument("--dataset-option", dest="dataset_options", action="append", default=[],
+                          metavar="KEY=VALUE",
+                          help="a dataset option, e.g. --dataset-option sequences=[a,b]; VALUE "
+                               "is parsed as YAML; repeatable")
     evaluate.add_argument("--workers", type=int, default=None,
                           help="tracker processes (default: the run's evaluate.workers, else 1)")
     evaluate.add_argument("--keep-ratio", type=float, default=None,
@@ -327,6 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
                                "only (results in <tracker>-int8)")
     evaluate.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    report = commands.add_parser(
+        "report", help="compare evaluated runs across datasets and modalities (Markdown, JSON, PNG)")
+    report.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_EVAL_DIR",
+                        help="run folders (their eval/report.json), evaluation folders or "
+                             "report.json files")
+    report.add_argument("--out", type=Path, help="where report.md, report.json and figures/ go "
+                                                 "(default: ./report)")
+    report.add_argument("--no-plots", action="store_true", help="skip the figure sheets")
+    report.set_defaults(handler=cmd_report)
 
     track = commands.add_parser("track", help="track one object in a pair of videos")
     track.add_argument("--checkpoint", type=Path, required=True)

@@ -2,7 +2,8 @@
 
 Every plugin, the built-in ones included, is an entry point of the ``mmtrack_kd`` group, so the
 path a third-party package takes is the path every run takes. The environment variable
-``MMTRACK_KD_PLUGINS`` (comma-separated entry-point names; empty for none) narrows what loads.
+``MMTRACK_KD_PLUGINS`` (comma-separated entry-point names; empty for none) narrows what loads;
+the ``rgb`` adapter, which every run needs, loads whenever the variable names any plugin.
 """
 
 from __future__ import annotations
@@ -69,11 +70,16 @@ class Registry:
         return self.modalities if kind == "modality" else self.datasets
 
     def get(self, kind: Kind, name: str) -> Any:
-        """The registered class of ``kind`` called ``name``; unknown names raise PluginError
+        """The registered class of ``kind`` called ``name`` (case-insensitive when no name
+        matches exactly, so ``LasHeR`` finds ``lasher``); unknown names raise PluginError
         listing what is installed (and what failed to load)."""
         table = self._table(kind)
         if name in table:
             return table[name]
+        # Official spellings (`LasHeR`, `DepthTrack`, `RGBT234`) name the same plugin.
+        folded = {key.casefold(): key for key in table}
+        if name.casefold() in folded:
+            return table[folded[name.casefold()]]
         known = ", ".join(sorted(table)) or "none"
         hint = difflib.get_close_matches(name, list(table), n=1)
         message = f"unknown {kind} {name!r}"
@@ -135,6 +141,11 @@ class Registry:
         info.registers.clear()
 
 
+#: Entry points that ``MMTRACK_KD_PLUGINS`` always loads when it names any: every run reads
+#: its RGB stream through the ``rgb`` adapter.
+ALWAYS_LOADED = ("rgb",)
+
+
 def _selected_names(only: Iterable[str] | None) -> set[str] | None:
     import os
 
@@ -143,7 +154,9 @@ def _selected_names(only: Iterable[str] | None) -> set[str] | None:
     value = os.environ.get(PLUGINS_VARIABLE)
     if value is None:
         return None
-    return {part.strip() for part in value.split(",") if part.strip()}
+    names = {part.strip() for part in value.split(",") if part.strip()}
+    # `MMTRACK_KD_PLUGINS=thermal,lasher` means "RGB-T on LasHeR", which needs rgb as well.
+    return names | set(ALWAYS_LOADED) if names else names
 
 
 def _spec_names() -> list[str]:
@@ -181,8 +194,8 @@ def load_registry(
     """Discover plugins from the entry-point group and collect what they register.
 
     Args:
-        only: entry-point names to load; ``None`` means those named by ``MMTRACK_KD_PLUGINS``
-            when it is set, otherwise all.
+        only: entry-point names to load, exactly; ``None`` means those named by
+            ``MMTRACK_KD_PLUGINS`` (plus ``rgb``) when it is set, otherwise all.
         extra_plugins: ``(name, module_or_object)`` pairs registered directly (tests).
 
     Raises:

@@ -522,10 +522,18 @@ class Recipe(Section):
             )
         return self
 
+    _source: str | None = PrivateAttr(None)
+
     @property
     def run_name(self) -> str:
         """The run's name (``name`` or the recipe file's stem, set by :func:`load_recipe`)."""
         return self.name or "run"
+
+    @property
+    def source(self) -> str:
+        """Where the recipe came from, for messages: its file (set by :func:`load_recipe`), else
+        its run name."""
+        return self._source or self.run_name
 
 
 # --------------------------------------------------------------------------- YAML and overrides
@@ -656,7 +664,9 @@ def load_recipe(
         apply_override(data, key_path, value)
     if isinstance(data, dict):
         data.setdefault("name", path.stem)
-    return validate_recipe(data, str(path), registry)
+    recipe = validate_recipe(data, str(path), registry)
+    recipe._source = str(path)
+    return recipe
 
 
 def dump_recipe(recipe: Recipe) -> str:

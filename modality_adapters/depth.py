@@ -100,6 +100,8 @@ class DepthAdapter(ModalityAdapter):
     name = "depth"
     Options = DepthOptions
     description = "uint16 depth maps, clipped (ViPT's 3x median or fixed) and JET-coloured."
+    # A depth video holds raw grey depth levels, which convert() colours as it colours a map.
+    video_input = "grey"
     options: DepthOptions
 
     @property
@@ -128,7 +130,8 @@ class DepthAdapter(ModalityAdapter):
         return self.convert(depth)
 
     def convert(self, depth: np.ndarray) -> np.ndarray:
-        """One raw ``H x W`` integer depth map -> ``H x W x 3`` float32 in [0, 1]."""
+        """One raw ``H x W`` integer depth map (a 16-bit frame, or a video frame's grey levels)
+        -> ``H x W x 3`` float32 in [0, 1]."""
         if self.options.colormap == "jet":
             levels = self.levels(depth)
             coloured = cv2.applyColorMap(levels, cv2.COLORMAP_JET)  # BGR

@@ -38,6 +38,7 @@ from pydantic import Field
 from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import DataError
+from mmtrack_kd.evaluation.results_io import polygon_to_xywh
 
 #: File extensions counted as frames (compared lower-case).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -94,9 +95,7 @@ def _box_row(line: str, number: int, path: Path, where: str, corners: bool) -> l
             f"{where}: {path} line {number}: not a number in {line.strip()!r}"
         ) from None
     if len(values) == 8:  # a VOT polygon: its axis-aligned bounding box
-        xs, ys = values[0::2], values[1::2]
-        x1, y1 = min(xs), min(ys)
-        return [x1, y1, max(xs) - x1, max(ys) - y1]
+        return polygon_to_xywh(np.array([values]))[0].tolist()
     if corners:
         x1, y1, x2, y2 = values
         return [x1, y1, x2 - x1, y2 - y1]
@@ -223,15 +222,16 @@ def attribute_table(filename: str, names: tuple[str, ...]) -> Mapping[str, Mappi
 # --------------------------------------------------------------------------- folders
 
 
-def scan_images(folder: Path) -> tuple[str, ...]:
-    """Names of the image files in ``folder`` (one ``os.scandir``), naturally sorted; hidden
-    files (``.DS_Store``, ``._x.jpg``) are left out. OSError (e.g. a missing folder) propagates."""
+def scan_images(folder: Path, suffixes: frozenset[str] = IMAGE_EXTENSIONS) -> tuple[str, ...]:
+    """Names of the frame files in ``folder`` (``suffixes``: images by default; one
+    ``os.scandir``), naturally sorted; hidden files (``.DS_Store``, ``._x.jpg``) are left out.
+    OSError (e.g. a missing folder) propagates."""
     with os.scandir(folder) as entries:
         names = [
             entry.name
             for entry in entries
             if not entry.name.startswith(".")
-            and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+            and os.path.splitext(entry.name)[1].lower() in suffixes
         ]
     names.sort(key=natural_key)
     return tuple(names)
@@ -523,6 +523,10 @@ class BenchmarkDataset(DatasetPlugin):
 
     # ----------------------------------------------------------------- loading
 
+    def frame_suffixes(self, stream: str) -> frozenset[str]:
+        """Suffixes of the frame files of ``stream``: images (a benchmark's layout)."""
+        return IMAGE_EXTENSIONS
+
     @abc.abstractmethod
     def annotations(self, name: str, folder: Path, where: str) -> Annotations:
         """The sequence's ground truth, attributes and visibility as its files give them."""
@@ -536,7 +540,7 @@ class BenchmarkDataset(DatasetPlugin):
             for sub in candidates:
                 directory = folder / sub
                 try:
-                    names = self._scan(directory)
+                    names = self._scan(directory, self.frame_suffixes(stream))
                 except (FileNotFoundError, NotADirectoryError):
                     continue
                 except OSError as error:
@@ -550,9 +554,11 @@ class BenchmarkDataset(DatasetPlugin):
                     f"{where}: no {stream} frame folder in {folder} (looked for {looked})"
                 )
             if not names:
+                suffixes = self.frame_suffixes(stream)
+                kind = "images" if suffixes == IMAGE_EXTENSIONS else "frames"
                 raise DataError(
-                    f"{where}: frame folder {directory} holds no images "
-                    f"({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                    f"{where}: frame folder {directory} holds no {kind} "
+                    f"({', '.join(sorted(suffixes))})"
                 )
             found[stream] = (directory, names)
         counts = {len(names) for _, names in found.values()}

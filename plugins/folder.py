@@ -72,7 +72,8 @@ class Folder(BenchmarkDataset):
 
     name: ClassVar[str] = "folder"
     Options = FolderOptions
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal")  # per instance: ("rgb", aux)
+    # The default `aux`; an instance carries ("rgb", aux) (modalities_for).
+    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal")
     splits: ClassVar[tuple[str, ...]] = ("all", "train", "val", "test")
     protocol: ClassVar[str] = "otb"
     description: ClassVar[str] = "your own two-stream sequences in a plain folder layout"
@@ -88,12 +89,30 @@ names are options (rgb_dir, aux_dir, groundtruth) and `aux` names the modality."
         aux = self.options.aux
         if aux == "rgb":
             raise DataError(f"dataset {self.name}: `aux` must name the second modality, not rgb")
-        self.modalities = ("rgb", aux)
+        self.modalities = self.modalities_for(self.options)
         self.markers = (self.options.groundtruth,)
         self.stream_folders = {
             "rgb": (self.options.rgb_dir,),
             aux: (self.options.aux_dir or aux,),
         }
+
+    @classmethod
+    def modalities_for(cls, options: FolderOptions) -> tuple[str, ...]:
+        """``("rgb", aux)``: the second stream is whatever modality ``aux`` names."""
+        return ("rgb", options.aux)
+
+    def frame_suffixes(self, stream: str) -> frozenset[str]:
+        """The auxiliary stream's frames are the files its modality adapter reads
+        (``frame_suffixes``: ``.npy`` for a modality stored as arrays); RGB frames are images."""
+        if stream == self.options.aux:
+            from mmtrack_kd.errors import PluginError
+            from mmtrack_kd.plugins import default_registry
+
+            try:
+                return default_registry().modality(stream).frame_suffixes
+            except PluginError:
+                pass  # not installed here (scoring needs no adapter): images, as before
+        return super().frame_suffixes(stream)
 
     def split_folder_candidates(self) -> tuple[str, ...]:
         """Sequences sit directly in the root."""

@@ -131,8 +131,9 @@ def test_environment_variable_restricts_loaded_plugins(make_distribution, monkey
     )
     monkeypatch.setenv("MMTRACK_KD_PLUGINS", "second")
     registry = load_registry()
-    assert [info.name for info in registry.plugins] == ["second"]
-    assert list(registry.modalities) == ["second"]
+    # the rgb adapter comes along: every run reads its RGB stream through it
+    assert sorted(info.name for info in registry.plugins) == ["rgb", "second"]
+    assert sorted(registry.modalities) == ["rgb", "second"]
     monkeypatch.setenv("MMTRACK_KD_PLUGINS", "")
     assert load_registry().plugins == []
 
@@ -206,3 +207,19 @@ def test_dataset_registration_checks_options_base():
     assert "bad" not in registry.datasets
     [failure] = registry.failures
     assert "Options must subclass mmtrack_kd.data.dataset.DatasetOptions" in failure.error
+
+
+def test_the_readme_narrowing_example_loads_what_an_rgbt_run_needs(monkeypatch):
+    """README: ``MMTRACK_KD_PLUGINS=thermal,lasher`` (once: unknown modality 'rgb')."""
+    monkeypatch.setenv("MMTRACK_KD_PLUGINS", "thermal,lasher")
+    registry = load_registry()
+    assert sorted(registry.modalities) == ["rgb", "thermal"]
+    assert list(registry.datasets) == ["lasher"]
+
+
+def test_official_dataset_spellings_find_the_plugin():
+    registry = load_registry()
+    for spelling in ("LasHeR", "DepthTrack", "VisEvent", "RGBT234", "GTOT"):
+        assert registry.dataset(spelling).name == spelling.lower()
+    with pytest.raises(PluginError, match="unknown dataset 'LasHer2'"):
+        registry.dataset("LasHer2")

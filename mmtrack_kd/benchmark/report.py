@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mmtrack_kd.console import name_column
+
 
 def _num(value: Any, fmt: str = "{:.2f}") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -27,8 +29,9 @@ def _sizes(result: dict[str, Any]) -> str:
 
 def params_table(result: dict[str, Any]) -> Table:
     table = Table(title=f"Parameters and FLOPs per frame ({_sizes(result)})")
-    for column in ("model", "parameters (M)", "trainable (M)", "GFLOPs", "GMACs"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    name_column(table, "model")
+    for column in ("parameters (M)", "trainable (M)", "GFLOPs", "GMACs"):
+        table.add_column(column, justify="right")
     for row in result["models"].values():
         table.add_row(row["label"], _num(row["parameters"] / 1e6), _num(row["trainable"] / 1e6),
                       _num(row["gflops"]), _num(row["gmacs"]))  # fmt: skip
@@ -36,23 +39,33 @@ def params_table(result: dict[str, Any]) -> Table:
 
 
 def speed_table(result: dict[str, Any]) -> Table:
-    peak = result["gemm_peak"]
-    table = Table(
-        title=f"Speed on {result['device']} ({_sizes(result)}); GEMM peak "
-        f"{peak['gflops']:.1f} GFLOP/s ({peak['dtype']}, n={peak['size']})"
-    )
-    columns = ("model", "params (M)", "GFLOPs", "latency ms (median)", "p25-p75 ms", "min ms", "model FPS",
-               "tracker FPS", "GFLOP/s", "of peak")  # fmt: skip
-    for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
+    """Size and latency of each model (model-only, batch 1)."""
+    table = Table(title=f"Speed on {result['device']} ({_sizes(result)})")
+    name_column(table, "model")
+    for column in ("params (M)", "GFLOPs", "latency ms (median)", "p25-p75 ms", "min ms"):
+        table.add_column(column, justify="right")
     for row in result["models"].values():
         lat = row["latency"]
         table.add_row(
             row["label"], _num(row["parameters"] / 1e6), _num(row["gflops"]), _num(row["latency_ms"], "{:.1f}"),
             f"{lat['p25'] * 1e3:.1f}-{lat['p75'] * 1e3:.1f}", _num(lat["min"] * 1e3, "{:.1f}"),
-            _num(row["model_fps"], "{:.1f}"),
-            _num(row.get("tracker_fps"), "{:.1f}"), _num(row["achieved_gflops"], "{:.1f}"),
-            _num(row["peak_fraction"] * 100, "{:.0f}%"),
+        )  # fmt: skip
+    return table
+
+
+def throughput_table(result: dict[str, Any]) -> Table:
+    """Frames per second and the share of the machine's GEMM peak each model reaches (a table
+    of its own, so both read at 80 columns)."""
+    peak = result["gemm_peak"]
+    table = Table(title=f"Throughput; GEMM peak {peak['gflops']:.1f} GFLOP/s ({peak['dtype']}, "
+                        f"n={peak['size']})")
+    name_column(table, "model")
+    for column in ("model FPS", "tracker FPS", "GFLOP/s", "of peak"):
+        table.add_column(column, justify="right")
+    for row in result["models"].values():
+        table.add_row(
+            row["label"], _num(row["model_fps"], "{:.1f}"), _num(row.get("tracker_fps"), "{:.1f}"),
+            _num(row["achieved_gflops"], "{:.1f}"), _num(row["peak_fraction"] * 100, "{:.0f}%"),
         )  # fmt: skip
     return table
 
@@ -60,7 +73,7 @@ def speed_table(result: dict[str, Any]) -> Table:
 def ratio_table(result: dict[str, Any]) -> Table:
     table = Table(title="Ratios to the teacher")
     keys = sorted({key for values in result["ratios"].values() for key in values})
-    table.add_column("ratio")
+    name_column(table, "ratio")
     for key in keys:
         table.add_column(key, justify="right")
     for name, values in result["ratios"].items():
@@ -74,7 +87,7 @@ def same_precision_table(result: dict[str, Any]) -> Table | None:
     if not same:
         return None
     table = Table(title="Tracker FPS and x teacher at the same precision (int8 against fp32)")
-    table.add_column("model")
+    name_column(table, "model")
     table.add_column("GFLOPs", justify="right")
     columns = [("fp32", "fp32", None), ("bf16", "bf16", "bf16"), ("int8_vs_fp32", "int8", "int8")]
     columns = [c for c in columns if c[0] in same]
@@ -94,9 +107,9 @@ def same_precision_table(result: dict[str, Any]) -> Table | None:
 def extras_table(result: dict[str, Any]) -> Table | None:
     """Prompter comparison, bf16 / compile rows and training memory, when present."""
     table = Table(title="Prompter layers, bf16, torch.compile, training-step memory")
-    table.add_column("what")
+    name_column(table, "what")
     table.add_column("figure", justify="right")
-    table.add_column("note")
+    name_column(table, "note")
     prompter = result.get("prompter")
     if prompter and "error" not in prompter:
         for kind in ("conv2d", "linear"):
@@ -142,6 +155,7 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
             console.print(ratio_table(result))
         return
     console.print(speed_table(result))
+    console.print(throughput_table(result))
     if result.get("ratios"):
         console.print(ratio_table(result))
     same = same_precision_table(result)

@@ -6,7 +6,7 @@ import abc
 import os
 import re
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import Any, ClassVar, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,26 @@ class DatasetPlugin(abc.ABC):
                 f"it has {', '.join(self.splits)}"
             )
         self.root = self.resolve_root()
+
+    @classmethod
+    def modalities_for(cls, options: DatasetOptions) -> tuple[str, ...]:
+        """The streams a dataset configured with ``options`` carries, RGB first.
+
+        ``modalities`` unless an option chooses them (the ``folder`` plugin's ``aux``). The
+        recipe check asks this, before any root is read, so a recipe that pairs a dataset with
+        a modality it does not carry fails ``recipe check`` as it would fail ``train``.
+        """
+        return cls.modalities
+
+    @classmethod
+    def generated_data(cls, options: DatasetOptions) -> tuple[Path, dict[str, Any]] | None:
+        """For a plugin that writes its data on first use: the folder it writes and the options
+        that decide what it writes; ``None`` (the default) for data read as it is.
+
+        Two recipe entries with the same folder must ask for the same data (the recipe check
+        says so before the second one finds the first one's data and refuses it).
+        """
+        return None
 
     def resolve_root(self) -> Path:
         """The dataset folder from the options or the environment; missing is a DataError

@@ -7,7 +7,8 @@ OSTrack's ``STARKProcessing`` and transforms, for any number of aligned modaliti
    no jitter by default).
 2. Crop the square of side ``sqrt(w' * h') * factor`` around it (:mod:`mmtrack_kd.data.crop`),
    the same window for every modality of the frame; express the true box in the crop.
-3. Augment: a horizontal flip of every modality of a frame and its box together; on the RGB
+3. Augment: a horizontal flip of every modality of a frame and its box together (each stream
+   through its adapter's ``flip``, so a direction-valued modality can negate a component); on the RGB
    stream (the first) only, a rare grayscale (shared by template and search, as OSTrack's joint
    transform) and a brightness factor ``U(1 - b, 1 + b)`` per crop, clamped to ``[0, 1]``.
 4. Normalise each modality with its adapter and turn ``H x W x C`` into ``(C, H, W)`` tensors.
@@ -288,15 +289,18 @@ class PairProcessing:
         crops = [crop(frame, window).astype(np.float32, copy=False) for frame in frames]
         target = window.to_crop(box, normalised=True)
         self._photometric(crops[0], grey, brightness)
+        if flip:
+            # Each adapter mirrors its own stream (a flow field also negates its x component),
+            # before normalisation so that it sees values in the units `read` gives. Pixel-wise
+            # photometry and normalisation commute with a mirror: images come out as before.
+            crops = [adapter.flip(image) for adapter, image in zip(self.adapters, crops)]
+            target[0] = 1.0 - target[0] - target[2]
         for k, adapter in enumerate(self.adapters):
             if self._custom[k]:
                 crops[k] = np.asarray(adapter.normalise(crops[k]), dtype=np.float32)
             else:
                 crops[k] -= self._means[k]
                 crops[k] /= self._stds[k]
-        if flip:
-            crops = [image[:, ::-1] for image in crops]
-            target[0] = 1.0 - target[0] - target[2]
         return _Side([_to_tensor(image) for image in crops], target)
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mmtrack_kd.engine.build import Stage
+from mmtrack_kd.engine.build import Stage, check_recipe
 from mmtrack_kd.engine.distributed import init_distributed, shutdown_distributed
 from mmtrack_kd.engine.trainer import StageTrainer, write_env
 from mmtrack_kd.errors import MmtrackError
@@ -42,23 +42,6 @@ def teacher_for_student(recipe: Recipe, run_dir: Path, teacher: Path | None) -> 
     return path
 
 
-def check_pretrained(recipe: Recipe, stages: list[Stage]) -> None:
-    """A named pretrained checkpoint that is missing stops the run before anything starts,
-    saying what to download and where it goes."""
-    path = recipe.model.pretrained
-    used = "teacher" in stages or (
-        "student" in stages and recipe.student.init == "pretrained"
-    )
-    if path is None or not used or Path(path).is_file():
-        return
-    raise MmtrackError(
-        f"model.pretrained: {path} does not exist. Download an OSTrack checkpoint (for ViT-B "
-        "256/128: OSTrack_ep0300.pth.tar of vitb_256_mae_ce_32x4_ep300 from the OSTrack "
-        "release), or MAE / timm ViT weights, and put it there or set "
-        "`--set model.pretrained=PATH` (`--set model.pretrained=null` trains from scratch)."
-    )
-
-
 def train(
     recipe: Recipe,
     stage: Stage | None = None,
@@ -68,7 +51,7 @@ def train(
 ) -> Path:
     """Run the recipe's stages (or one) in its run folder; returns the folder."""
     stages: list[Stage] = [stage] if stage else list(recipe.train.stages)
-    check_pretrained(recipe, stages)
+    check_recipe(recipe, stages)
     ctx = init_distributed(recipe.train.device)
     folder = run_folder(recipe, run_dir)
     try:

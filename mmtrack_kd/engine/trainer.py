@@ -30,6 +30,7 @@ from mmtrack_kd.engine.build import (
     Stage,
     build_datasets,
     build_modalities,
+    check_recipe,
     model_config,
 )
 from mmtrack_kd.engine.checkpoint import (
@@ -205,12 +206,9 @@ class StageTrainer:
         self.model = model.to(self.ctx.device)
         self.teacher = self._load_teacher() if stage == "student" else None
 
-        train_sets = build_datasets(recipe.data.train, "data.train", self.modalities.names[-1])
-        if not train_sets:
-            raise MmtrackError("data.train is empty: the recipe names no training dataset")
-        val_choices = recipe.data.val or recipe.data.train
-        val_sets = build_datasets(val_choices, "data.val" if recipe.data.val else "data.train",
-                                  self.modalities.names[-1])
+        check_recipe(recipe, [stage])
+        train_sets = build_datasets(recipe.data.train)
+        val_sets = build_datasets(recipe.data.val or recipe.data.train)
         common = dict(
             adapters=list(self.modalities.adapters),
             model=recipe.model,
@@ -276,8 +274,10 @@ class StageTrainer:
         fresh, unused = self._declared_parts(report.format)
         check_declared(report, fresh, unused)
         if self.ctx.is_main:
-            # Fresh or unused tensors are worth a user's eye even off a terminal (INFO is quiet).
-            level = logging.INFO if report.complete else logging.WARNING
+            # A student started from its own teacher leaves the prompters unused by design: a
+            # normal event. Fresh or unused tensors of any other file deserve a warning.
+            expected = source == self.teacher_checkpoint
+            level = logging.INFO if report.complete or expected else logging.WARNING
             log.log(level, "%s: initialised from %s\n%s", self.stage, source, report)
 
     def _block_sources(self) -> list[int] | None:

@@ -8,6 +8,8 @@
   ``depthtrack``); each returns a :class:`ProtocolResult`.
 * :mod:`.results_io` - OTB-style and VOT long-term result files (atomic writes).
 * :mod:`.scoring` - score a result folder; :mod:`.bench` - timing on synthetic data.
+* :mod:`.report`, :mod:`.plots` - one evaluation's tables and figures; :mod:`.cross_report` -
+  several runs over datasets and modalities in one table, JSON and figure sheet per dataset.
 """
 
 from mmtrack_kd.evaluation.groundtruth import GroundTruth

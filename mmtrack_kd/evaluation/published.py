@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.table import Table
 
+from mmtrack_kd.console import name_column
 from mmtrack_kd.evaluation.report import format_score
 from mmtrack_kd.evaluation.result import ProtocolResult
 
@@ -94,19 +95,18 @@ def comparison_table(
     source = load_published()["benchmarks"][benchmark]["source"]
     note = "" if comparable(dataset, protocol) else (
         f" - ours on {dataset!r} data: NOT comparable with the paper")
-    table = Table(title=f"{dataset} beside the paper's {benchmark} ({source}){note}")
-    table.add_column("tracker")
-    table.add_column("source")
+    table = Table(title=f"{dataset} beside the paper's {benchmark} ({source}, %){note}")
+    name_column(table, "tracker")
+    name_column(table, "source")
     for key in keys:
         table.add_column(key, justify="right")
     for name, result in ours.items():
         table.add_row(f"[bold]{name}[/bold]", f"ours ({dataset})",
-                      *[format_score(result.scores.get(k, float("nan")), protocol) for k in keys])
+                      *[format_score(result.scores.get(k, float("nan"))) for k in keys])
     rows = [(n, s) for n, s in published.items()
             if peers or n in (PAPER_TEACHER, PAPER_STUDENT)]
     for name, scores in rows:
         label = "paper" + (" (teacher)" if name == PAPER_TEACHER else
                            " (student)" if name == PAPER_STUDENT else "")
-        table.add_row(name, label, *[format_score(scores.get(k, float("nan")), protocol)
-                                     for k in keys])
+        table.add_row(name, label, *[format_score(scores.get(k, float("nan"))) for k in keys])
     return table

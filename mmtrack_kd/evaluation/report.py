@@ -2,8 +2,10 @@
 file with every number.
 
 Input everywhere is ``scored``: dataset name -> tracker name -> :class:`ProtocolResult`.
-Scores are held in ``[0, 1]``; tables print them as the papers do: percent with one decimal
-(OTB-style protocols), fractions with three decimals (DepthTrack's Pr / Re / F).
+Scores are held in ``[0, 1]``; every table prints them in one unit, percent with one decimal,
+whatever the protocol (DepthTrack's Pr / Re / F included), and says so in its title. Tables are
+long rather than wide (one row per tracker and attribute, not one column per tracker), so they
+read at 80 columns; names wrap instead of being cut to ``teac…``.
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ from typing import Any
 
 from rich.table import Table
 
+from mmtrack_kd.console import name_column
 from mmtrack_kd.evaluation.result import ProtocolResult
 from mmtrack_kd.evaluation.results_io import atomic_write_text
 
 Scored = Mapping[str, Mapping[str, ProtocolResult]]
 
-#: Protocols whose papers print fractions rather than percent.
-FRACTION_PROTOCOLS = frozenset({"depthtrack"})
+#: The one unit every report prints scores in.
+UNIT = "%"
 
 
-def format_score(value: float, protocol: str) -> str:
-    """``0.7123`` -> ``"71.2"`` (percent), or ``"0.712"`` for DepthTrack; NaN -> ``"-"``."""
+def format_score(value: float) -> str:
+    """A score in ``[0, 1]`` as percent with one decimal: ``0.7123`` -> ``"71.2"``; NaN ->
+    ``"-"``."""
     if value != value:  # NaN
         return "-"
-    return f"{value:.3f}" if protocol in FRACTION_PROTOCOLS else f"{100 * value:.1f}"
+    return f"{100 * value:.1f}"
 
 
 def _keys(results: Mapping[str, ProtocolResult]) -> list[str]:
@@ -40,8 +44,8 @@ def dataset_table(dataset: str, results: Mapping[str, ProtocolResult]) -> Table:
     """Trackers x headline scores of one dataset (best value of each column in bold)."""
     protocol = next(iter(results.values())).protocol if results else ""
     keys = _keys(results)
-    table = Table(title=f"{dataset} ({protocol} protocol)")
-    table.add_column("tracker")
+    table = Table(title=f"{dataset} ({protocol} protocol, {UNIT})")
+    name_column(table, "tracker")
     for key in keys:
         table.add_column(key, justify="right")
     table.add_column("sequences", justify="right")
@@ -51,53 +55,52 @@ def dataset_table(dataset: str, results: Mapping[str, ProtocolResult]) -> Table:
         cells = []
         for key in keys:
             value = result.scores.get(key, float("nan"))
-            text = format_score(value, protocol)
+            text = format_score(value)
             cells.append(f"[bold]{text}[/bold]" if len(results) > 1 and value == best[key] else text)
         table.add_row(tracker, *cells, str(len(result.sequences)))
     return table
 
 
 def overview_table(scored: Scored) -> Table:
-    """One row per tracker, one column group per dataset (its headline scores)."""
-    table = Table(title="all datasets")
-    table.add_column("tracker")
-    columns: list[tuple[str, str, str]] = []  # dataset, key, protocol
+    """One row per dataset and tracker: the dataset's protocol, its headline score by name and
+    every other score, in percent (long, so any number of datasets reads at 80 columns)."""
+    from mmtrack_kd.evaluation.protocols import protocol_type
+
+    table = Table(title=f"all datasets ({UNIT})")
+    name_column(table, "dataset")
+    name_column(table, "tracker")
+    table.add_column("headline", justify="right")
+    name_column(table, "scores")
     for dataset, results in scored.items():
-        protocol = next(iter(results.values())).protocol if results else ""
-        for key in _keys(results):
-            columns.append((dataset, key, protocol))
-            table.add_column(f"{dataset}\n{key}", justify="right")
-    trackers = list(dict.fromkeys(t for results in scored.values() for t in results))
-    for tracker in trackers:
-        row = []
-        for dataset, key, protocol in columns:
-            result = scored[dataset].get(tracker)
-            row.append(format_score(result.scores.get(key, float("nan")), protocol) if result else "-")
-        table.add_row(tracker, *row)
+        for tracker, result in results.items():
+            key = protocol_type(result.protocol).headline_score
+            others = ", ".join(f"{k} {format_score(v)}" for k, v in result.scores.items() if k != key)
+            table.add_row(dataset, tracker, f"{key} {format_score(result.scores.get(key, float('nan')))}",
+                          others)
     return table
 
 
 def attribute_table(dataset: str, results: Mapping[str, ProtocolResult]) -> Table | None:
-    """Attributes x (tracker, score) of one dataset; ``None`` when no sequence has one."""
+    """One row per attribute and tracker (the attribute's sequence count beside it), the
+    protocol's scores as columns; ``None`` when no sequence has an attribute."""
     attributes = list(dict.fromkeys(a for r in results.values() for a in r.per_attribute))
     if not attributes:
         return None
-    protocol = next(iter(results.values())).protocol
     keys = _keys(results)
-    table = Table(title=f"{dataset}: per attribute")
-    table.add_column("attribute")
-    for tracker in results:
-        for key in keys:
-            table.add_column(f"{tracker}\n{key}", justify="right")
-    table.add_column("sequences", justify="right")
+    table = Table(title=f"{dataset}: per attribute ({UNIT})")
+    name_column(table, "attribute")
+    table.add_column("seqs", justify="right")
+    name_column(table, "tracker")
+    for key in keys:
+        table.add_column(key, justify="right")
     for attribute in attributes:
-        row, count = [], 0
-        for result in results.values():
+        count = max((len(r.per_attribute[attribute].sequences) for r in results.values()
+                     if attribute in r.per_attribute), default=0)
+        for index, (tracker, result) in enumerate(results.items()):
             sub = result.per_attribute.get(attribute)
-            count = max(count, len(sub.sequences) if sub else 0)
-            row += [format_score(sub.scores.get(k, float("nan")), protocol) if sub else "-"
-                    for k in keys]
-        table.add_row(attribute, *row, str(count))
+            cells = [format_score(sub.scores.get(k, float("nan"))) if sub else "-" for k in keys]
+            table.add_row(attribute if index == 0 else "", str(count) if index == 0 else "",
+                          tracker, *cells, end_section=index == len(results) - 1)
     return table
 
 

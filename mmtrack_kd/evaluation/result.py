@@ -43,6 +43,18 @@ class Curve:
             out["per_sequence"] = {k: v.tolist() for k, v in self.per_sequence.items()}
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Curve:
+        """The inverse of :meth:`to_dict` (``"inf"`` thresholds and ``null`` values included)."""
+        return cls(
+            key=data["key"],
+            thresholds=_array(data["thresholds"]),
+            mean=_array(data["mean"]),
+            per_sequence={k: _array(v) for k, v in (data.get("per_sequence") or {}).items()},
+            x_label=data.get("x_label", ""),
+            y_label=data.get("y_label", ""),
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class ProtocolResult:
@@ -89,6 +101,31 @@ class ProtocolResult:
             "dropped": {k: list(v) for k, v in self.dropped.items()},
             "details": _plain(self.details),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProtocolResult:
+        """The inverse of :meth:`to_dict`, e.g. to compare runs from their ``report.json``
+        files (``null`` scores read back as NaN)."""
+        return cls(
+            protocol=data["protocol"],
+            scores={k: _float(v) for k, v in data["scores"].items()},
+            curves={k: Curve.from_dict(c) for k, c in (data.get("curves") or {}).items()},
+            sequences=tuple(data.get("sequences") or ()),
+            sequence_scores={n: {k: _float(v) for k, v in scores.items()}
+                             for n, scores in (data.get("sequence_scores") or {}).items()},
+            per_attribute={k: cls.from_dict(r) for k, r in (data.get("per_attribute") or {}).items()},
+            dropped={k: tuple(v) for k, v in (data.get("dropped") or {}).items()},
+            details=dict(data.get("details") or {}),
+        )
+
+
+def _float(value: Any) -> float:
+    """A JSON number back as a float: ``null`` -> NaN, ``"inf"`` / ``"-inf"`` -> infinity."""
+    return float("nan") if value is None else float(value)
+
+
+def _array(values: list[Any]) -> np.ndarray:
+    return np.array([_float(v) for v in values], dtype=np.float64)
 
 
 def _json_float(value: float) -> float | str:

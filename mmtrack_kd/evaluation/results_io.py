@@ -45,6 +45,8 @@ Layout = Literal["otb", "vot-longterm"]
 _SEPARATOR = re.compile(r"\s*,\s*|\s+")
 VOT_LONGTERM_FOLDER = "longterm"
 VOT_INIT_CODE = "1"
+#: Problems of one result folder listed in full before the rest are counted.
+MAX_PROBLEMS = 20
 
 
 # --------------------------------------------------------------------------- writing
@@ -210,7 +212,9 @@ def read_otb_result(path: str | os.PathLike[str]) -> np.ndarray:
 
     Args:
         path: a text file with one ``x,y,w,h`` box per line, separated by commas, tabs or
-            spaces; blank lines at the end are ignored.
+            spaces; blank lines at the end are ignored. A file of 8-value lines (GTOT's
+            published raw results are polygons) is read as each polygon's axis-aligned
+            bounding box (:func:`polygon_to_xywh`).
 
     Returns:
         ``(M, 4)`` float64 boxes in pixels (``nan`` stays NaN).
@@ -223,11 +227,17 @@ def read_otb_result(path: str | os.PathLike[str]) -> np.ndarray:
     while lines and not lines[-1].strip():
         lines.pop()
     tokens: list[str] = []
+    polygons = False
     for number, line in enumerate(lines, start=1):
         parts = _SEPARATOR.split(line.strip())
-        if len(parts) != 4:
+        if len(parts) == 8 and (polygons or number == 1):
+            polygons = True  # GTOT's published raw results: x1,y1,...,x4,y4 corners
+        elif len(parts) != 4 or polygons:
             raise DataError(
-                f"{path}, line {number}: expected 4 values x,y,w,h, got {line.strip()!r}"
+                f"{path}, line {number}: expected "
+                + ("8 values (a polygon, as the file's first line)" if polygons else
+                   "4 values x,y,w,h (or 8: a polygon)")
+                + f", got {line.strip()!r}"
             )
         tokens += parts
     try:
@@ -237,7 +247,17 @@ def read_otb_result(path: str | os.PathLike[str]) -> np.ndarray:
             for token in _SEPARATOR.split(line.strip()):
                 _number(token, path, number, line)
         raise  # pragma: no cover - the loop above raises
-    return values.reshape(-1, 4)
+    return polygon_to_xywh(values.reshape(-1, 8)) if polygons else values.reshape(-1, 4)
+
+
+def polygon_to_xywh(polygons: np.ndarray) -> np.ndarray:
+    """``(N, 8)`` polygons ``x1,y1,...,x4,y4`` -> ``(N, 4)`` axis-aligned bounding boxes
+    ``x, y, w, h`` with ``w = max(x) - min(x)`` (no +1), as the GTOT toolkit reduces its
+    polygon results and as the VOT toolkit bounds a polygon."""
+    polygons = np.asarray(polygons, dtype=np.float64)
+    xs, ys = polygons[:, 0::2], polygons[:, 1::2]
+    left, top = xs.min(axis=1), ys.min(axis=1)
+    return np.stack([left, top, xs.max(axis=1) - left, ys.max(axis=1) - top], axis=1)
 
 
 def read_otb_results(
@@ -248,15 +268,25 @@ def read_otb_results(
     (converted from ``box_format``).
 
     Raises:
-        DataError: a sequence's file is missing (the message names the expected path) or
-            malformed (file and line number).
+        DataError: files missing (each expected path named) or malformed (file and line
+            number); every problem of the folder in one message, not only the first.
     """
     out = {}
+    problems: list[str] = []
     for name in sequences:
         path = otb_result_path(tracker_dir, name, prefix)
-        if not path.is_file():
-            raise DataError(f"{path}: no result for sequence {name!r} (expected this file)")
-        out[name] = boxes_to_xywh(read_otb_result(path), box_format)
+        try:
+            if not path.is_file():
+                raise DataError(f"{path}: no result for sequence {name!r} (expected this file)")
+            out[name] = boxes_to_xywh(read_otb_result(path), box_format)
+        except DataError as error:
+            problems.append(str(error))
+    if problems:
+        shown = problems[:MAX_PROBLEMS] + (
+            [f"... and {len(problems) - MAX_PROBLEMS} more"] if len(problems) > MAX_PROBLEMS else [])
+        raise DataError(shown[0] if len(problems) == 1 else
+                        f"{tracker_dir}: {len(problems)} result files missing or malformed:\n"
+                        + "\n".join(f"  {line}" for line in shown))
     return out
 
 

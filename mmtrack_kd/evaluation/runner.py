@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmtrack_kd.errors import DataError, MmtrackError
+from pydantic import ValidationError
+
+from mmtrack_kd.errors import DataError, MmtrackError, RecipeError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.result import ProtocolResult
 from mmtrack_kd.evaluation.results_io import (
@@ -102,18 +104,25 @@ def resolve_datasets(
     target: str | os.PathLike[str] | None = None,
     root: str | os.PathLike[str] | None = None,
     registry: Any = None,
+    split: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> list[DatasetEntry]:
     """Build the dataset plugins to evaluate on.
 
     Args:
-        names: dataset names from the command line; empty means every ``evaluate.datasets``
-            entry of the run's recipe.
+        names: dataset names from the command line (official spellings such as ``LasHeR``
+            too); empty means every ``evaluate.datasets`` entry of the run's recipe.
         target: the run folder or checkpoint (its ``recipe.yaml`` supplies options).
         root: ``--root``: replaces the root of every dataset built here.
         registry: plugin registry (default: the installed plugins).
+        split: ``--split``: the split of every dataset built here (default: the recipe's, else
+            ``test`` where the dataset has one, else its first).
+        options: ``--dataset-option KEY=VALUE``: options set on every dataset built here,
+            validated by each plugin's own schema.
 
     Raises:
         DataError: no dataset named and none in the recipe.
+        RecipeError: an option the dataset's schema refuses (each named).
     """
     if registry is None:
         from mmtrack_kd.plugins import default_registry
@@ -128,14 +137,37 @@ def resolve_datasets(
     entries = []
     for name in names:
         cls = registry.dataset(name)
-        options = from_recipe.get(name)
+        name = cls.name  # `LasHeR` is reported, and filed, as `lasher`
+        recipe_options = from_recipe.get(name)
         # only what the recipe set: an evaluation entry without `split` means the test split
-        values = options.model_dump(exclude_unset=True) if options is not None else {}
+        values = recipe_options.model_dump(exclude_unset=True) if recipe_options is not None else {}
+        values.update(options or {})
+        if split is not None:
+            values["split"] = split
         values.setdefault("split", "test" if "test" in cls.splits else cls.splits[0])
         if root is not None:
             values["root"] = Path(root)
-        entries.append((name, cls(cls.Options(**values))))
+        try:
+            validated = cls.Options(**values)
+        except ValidationError as error:
+            from mmtrack_kd.recipe import validation_problems
+
+            raise RecipeError(f"dataset {name} (--dataset-option, --split)",
+                              validation_problems(error), what="options of") from None
+        entries.append((name, cls(validated)))
     return entries
+
+
+def sequence_names(name: str, dataset: Any) -> list[str]:
+    """The sequences of a dataset's split; none is a DataError naming dataset, split and root
+    (a wrong split or root is the usual cause)."""
+    names = dataset.list_sequences()
+    if not names:
+        split = getattr(dataset.options, "split", None)
+        raise DataError(f"dataset {name}: no sequences to score in split {split!r} of "
+                        f"{getattr(dataset, 'root', '(no root)')} (choose another with --split, "
+                        "or check --root)")
+    return names
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -149,7 +181,7 @@ def load_ground_truths(dataset: Any, names: Iterable[str] | None = None) -> list
     warning (the scores then differ from the toolkit's only for boxes crossing the border)."""
     from mmtrack_kd.evaluation.protocols import NEEDS_IMAGE_SIZE
 
-    names = list(names) if names is not None else dataset.list_sequences()
+    names = list(names) if names is not None else sequence_names(getattr(dataset, "name", "dataset"), dataset)
     loader = getattr(dataset, "load_groundtruth", None) or dataset.load_sequence
     if _protocol(dataset) not in NEEDS_IMAGE_SIZE:
         return [GroundTruth.from_sequence(loader(name)) for name in names]
@@ -277,7 +309,7 @@ def evaluate_checkpoint(
         folder = Path(out_dir) / tracker_name / name
         folders[name] = folder
         layout = layout_for(_protocol(dataset))
-        sequences = dataset.list_sequences()
+        sequences = sequence_names(name, dataset)
         done = set(finished_sequences(folder, sequences, layout))
         if done:
             log.info("%s/%s: %d of %d sequences already finished", tracker_name, name, len(done),
@@ -285,6 +317,11 @@ def evaluate_checkpoint(
         jobs += [(dataset, s, str(folder), layout, name) for s in sequences if s not in done]
 
     if jobs:
+        from mmtrack_kd.console import ProgressLog, console
+
+        # Off a terminal the bar draws nothing until the end: progress goes into the log.
+        lines = ProgressLog(log, f"{tracker_name}: tracked sequence", len(jobs),
+                            enabled=progress and not console.is_terminal)
         with _progress(progress) as bar:
             task = bar.add_task(f"{tracker_name}", total=len(jobs))
             if workers == 1:
@@ -293,6 +330,7 @@ def evaluate_checkpoint(
                     for dataset, seq, folder, layout, label in jobs:
                         _track_one(dataset, seq, folder, layout)
                         bar.update(task, advance=1, description=f"{tracker_name} {label}/{seq}")
+                        lines.step(f"{label}/{seq}")
                 finally:
                     _WORKER.clear()
             else:
@@ -308,6 +346,7 @@ def evaluate_checkpoint(
                         label, seq = futures[future]
                         future.result()  # re-raise a worker's error here
                         bar.update(task, advance=1, description=f"{tracker_name} {label}/{seq}")
+                        lines.step(f"{label}/{seq}")
 
     return {name: score_results_folder(_protocol(dataset), folders[name],
                                        load_ground_truths(dataset))
@@ -316,7 +355,7 @@ def evaluate_checkpoint(
 
 def score_folders(
     results_dirs: Sequence[str | os.PathLike[str]], dataset: Any, prefix: str = "",
-    box_format: BoxFormat = "xywh",
+    box_format: BoxFormat = "xywh", problems: list[str] | None = None,
 ) -> dict[str, ProtocolResult]:
     """Score existing result folders (ours or published raw results) on ``dataset``'s
     sequences, from annotations alone (no frames are read).
@@ -329,21 +368,29 @@ def score_folders(
             folder's name (published raw results such as ``MANet/MANet_afterrain.txt``:
             ``--prefix '{tracker}_'``).
         box_format: ``xywh`` (left, top, width, height) or ``ltrb`` corners.
+        problems: when a list is given, a folder that cannot be scored adds its message here
+            and the others are still scored; otherwise its error is raised.
 
     Raises:
-        DataError: a missing or malformed result file (the message names it).
+        DataError: a missing or malformed result file (the message names it), unless
+            ``problems`` collects it.
     """
     gts = load_ground_truths(dataset)
     paths = [Path(p) for p in results_dirs]
     names = [p.name for p in paths]
     out: dict[str, ProtocolResult] = {}
     for path in paths:
-        if not path.is_dir():
-            raise DataError(f"{path}: result folder not found")
         key = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
-        out[key] = score_results_folder(_protocol(dataset), path, gts,
-                                        prefix=prefix.replace("{tracker}", path.name),
-                                        box_format=box_format)
+        try:
+            if not path.is_dir():
+                raise DataError(f"{path}: result folder not found")
+            out[key] = score_results_folder(_protocol(dataset), path, gts,
+                                            prefix=prefix.replace("{tracker}", path.name),
+                                            box_format=box_format)
+        except DataError as error:
+            if problems is None:
+                raise
+            problems.append(str(error))
     return out
 
 
@@ -365,8 +412,14 @@ def run_evaluate(
     box_format: BoxFormat = "xywh",
     precision: str = "fp32",
     compile: str | None = None,
+    split: str | None = None,
+    dataset_options: Mapping[str, Any] | None = None,
 ) -> int:
     """``mmtrack-kd evaluate``: track and score a run or checkpoint, or score ``--results``.
+
+    ``split`` and ``dataset_options`` (``--split``, ``--dataset-option``) apply to every
+    dataset (:func:`resolve_datasets`). Of several ``--results`` folders, those that can be
+    scored are reported and every problem of the others is listed after (exit status 2).
 
     Writes under ``out`` (default ``<run>/eval`` for a run folder, ``eval`` otherwise):
     ``results/<tracker>/<dataset>/...``, ``report.json``, ``plots/*.png``; prints the tables.
@@ -381,11 +434,16 @@ def run_evaluate(
 
     if (prefix or box_format != "xywh") and not results:
         raise MmtrackError("--prefix and --box-format describe --results folders; add --results DIR")
+    problems: list[str] = []
     if results:
         if not dataset:
             raise MmtrackError("--results needs --dataset NAME (the dataset the folders were run on)")
-        (name, plugin), = resolve_datasets([dataset], target, root)
-        scored = {name: score_folders(results, plugin, prefix, box_format)}
+        (name, plugin), = resolve_datasets([dataset], target, root, split=split, options=dataset_options)
+        # One bad folder must not hide the others' scores: score every folder, report every
+        # problem after the tables.
+        scored = {name: score_folders(results, plugin, prefix, box_format, problems=problems)}
+        if not scored[name]:
+            raise DataError("no result folder could be scored:\n" + "\n".join(problems))
         out_dir = Path(out) if out is not None else Path("eval")
     else:
         if target is None:
@@ -400,7 +458,7 @@ def run_evaluate(
                                    hann_window=recipe.evaluate.hann_window if recipe is not None else True)
         device = str(choose_device("auto" if device is None else device, "--device"))
         targets = resolve_targets(target)
-        entries = resolve_datasets(datasets, target, root)
+        entries = resolve_datasets(datasets, target, root, split=split, options=dataset_options)
         if workers is None:
             workers = recipe.evaluate.workers if recipe is not None else 1
         out_dir = Path(out) if out is not None else (
@@ -420,6 +478,9 @@ def run_evaluate(
         table = comparison_table(name, _protocol_of(scored[name]), by_tracker)
         if table is not None:
             console.print(table)
+        elif by_tracker:
+            console.print(f"{name}: the paper publishes no numbers for the "
+                          f"{_protocol_of(by_tracker)} protocol to set beside these")
     report = write_json(scored, out_dir / "report.json")
     console.print(f"wrote every number to {report}")
     if plots:
@@ -427,6 +488,9 @@ def run_evaluate(
 
         written = write_plots(scored, out_dir / "plots")
         console.print(f"wrote {len(written)} plot(s) to {out_dir / 'plots'}")
+    if problems:
+        raise DataError(f"{len(problems)} of {len(results or ())} result folders could not be scored "
+                        "(the others are in the report):\n" + "\n".join(problems))
     return 0
 
 

@@ -2,17 +2,19 @@
 
 Each stream yields frames exactly as its modality adapter's ``read`` would: ``H x W x C`` float32.
 
-- **Folder** of images (naturally sorted: ``2.png`` before ``10.png``): the files become a
-  one-stream :class:`~mmtrack_kd.data.sequence.Sequence` and the adapter's own ``read`` decodes
-  them, so 16-bit depth PNGs, radiometric thermal TIFFs and rendered event frames are read as in
-  training.
-- **Video** (anything ``cv2.VideoCapture`` opens): frames are decoded as 8-bit BGR. An adapter
-  that exposes ``convert(raw)`` (a raw single-channel frame -> what ``read`` returns; the depth
-  adapter does) gets the frame as grey levels 0..255 in a uint16 array; any other adapter with
-  3 channels gets it as RGB in [0, 1], which is what ``read`` gives for an 8-bit image. *Limitation*: a video carries 8
-  bits per channel, so 16-bit depth or radiometric thermal loses its precision, a depth video
-  must hold raw grey depth (not an already coloured map), and a modality that is not 3 image
-  channels (event voxel grids) cannot come from a video.
+- **Folder** of frame files (the adapter's ``frame_suffixes``: images by default, ``.npy`` or
+  anything else a modality stores its frames as; naturally sorted, ``2.png`` before ``10.png``):
+  the files become a one-stream :class:`~mmtrack_kd.data.sequence.Sequence` and the adapter's
+  own ``read`` decodes them, the reader training uses, so 16-bit depth PNGs, radiometric thermal
+  TIFFs, rendered event frames and array frames are read as in training.
+- **Video** (anything ``cv2.VideoCapture`` opens): each frame goes through the adapter's
+  ``convert(raw)`` (:meth:`~mmtrack_kd.data.ModalityAdapter.convert`): as RGB uint8 by default,
+  which becomes [0, 1] as ``read`` gives for an 8-bit image; as grey levels 0..255 in a uint16
+  array for an adapter whose ``video_input`` is ``"grey"`` (depth). *Limitation*: a video
+  carries 8 bits per channel, so 16-bit depth or radiometric thermal loses its precision, a
+  depth video must hold raw grey depth (not an already coloured map), and a modality that is
+  not 3 image channels (event voxel grids, flow fields) comes from a frame folder unless its
+  adapter overrides ``convert``.
 - **Raw-data file** (``.h5`` / ``.hdf5``): handed to the adapter as ``Sequence.raw[name]`` (the
   event adapter's voxel representation reads its HDF5 event file this way).
 """
@@ -26,11 +28,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from mmtrack_kd.data.modality import ModalityAdapter
+from mmtrack_kd.data.modality import IMAGE_SUFFIXES, ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import DataError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 RAW_SUFFIXES = frozenset({".h5", ".hdf5"})
 #: The ``dataset`` of the sequences built here, so adapters' messages read ``track/<folder>``.
 SOURCE = "track"
@@ -42,12 +43,15 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in parts)
 
 
-def list_frames(folder: Path, what: str) -> tuple[Path, ...]:
-    """The image files of ``folder`` in natural order; DataError when there are none."""
-    paths = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+def list_frames(
+    folder: Path, what: str, suffixes: frozenset[str] = IMAGE_SUFFIXES
+) -> tuple[Path, ...]:
+    """The frame files of ``folder`` (``suffixes``, images by default) in natural order;
+    DataError when there are none."""
+    paths = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in suffixes]
     if not paths:
-        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise DataError(f"{what} frame folder {folder} holds no images ({suffixes})")
+        kind = "images" if suffixes == IMAGE_SUFFIXES else "frames"
+        raise DataError(f"{what} frame folder {folder} holds no {kind} ({', '.join(sorted(suffixes))})")
     return tuple(sorted(paths, key=lambda p: natural_key(p.name)))
 
 
@@ -86,7 +90,7 @@ class FrameStream:
             raise DataError(f"--{what} {self.path} does not exist")
         if self.path.is_dir():
             self.kind = "folder"
-            paths = list_frames(self.path, f"--{what}")
+            paths = list_frames(self.path, f"--{what}", adapter.frame_suffixes)
             streams = {adapter.name: paths}
             self._sequence = _blank_sequence(self.path.name, len(paths), streams, {}, self.path)
             self.n_frames: int | None = len(paths)
@@ -102,7 +106,7 @@ class FrameStream:
             self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
             # The container's count; exact_count() decodes to confirm when it matters.
             self.n_frames = count if count > 0 else None
-            if adapter.channels != 3 and not callable(getattr(adapter, "convert", None)):
+            if not adapter.reads_video:
                 raise DataError(
                     f"--{what} {self.path}: the {adapter.name} modality has {adapter.channels} "
                     "channels and cannot be read from a video; give a folder of its frames"
@@ -147,17 +151,17 @@ class FrameStream:
 
     def _video_frames(self) -> Iterator[np.ndarray]:
         capture = self._open()
-        convert = getattr(self.adapter, "convert", None)
+        grey = self.adapter.video_input == "grey"
         try:
             while True:
                 ok, bgr = capture.read()
                 if not ok:
                     return
-                if callable(convert):
+                if grey:
                     # Raw sensor maps are 16-bit on disk; widen the 8-bit grey levels to match.
-                    frame = convert(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16))
+                    raw = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16)
                 else:
-                    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / np.float32(255.0)
-                yield np.asarray(frame, dtype=np.float32)
+                    raw = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield np.asarray(self.adapter.convert(raw), dtype=np.float32)
         finally:
             capture.release()

@@ -377,9 +377,8 @@ def ensure_generated(root: Path, options: SyntheticOptions) -> GenerationReport:
             shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run
         partial = root.parent / f".{root.name}.partial-{os.getpid()}"
         total = options.n_train + options.n_test
-        # WARNING, not INFO: writing a dataset to disk on first use must be visible in CI logs
-        # and pipes too, where INFO is hidden (see console.setup_logging).
-        log.warning(
+        # A normal event: INFO, which logs show off a terminal too (console.setup_logging).
+        log.info(
             "synthetic: generating %d %s sequences (%d train, %d test; %d frames of %dx%d, seed %d) in %s",
             total,
             options.layout,

@@ -30,7 +30,7 @@ from mmtrack_kd.errors import DataError, RecipeError
 from mmtrack_kd.recipe import validation_problems
 from plugins.synthetic.generate import GenerationReport, ensure_generated, load_truth
 from plugins.synthetic.layouts import LASHER_ATTRIBUTES, WRITERS
-from plugins.synthetic.options import FINGERPRINT_FIELDS, SyntheticOptions
+from plugins.synthetic.options import FINGERPRINT_FIELDS, SyntheticOptions, generation_options
 
 
 def recipe_entry(options: SyntheticOptions) -> str:
@@ -111,6 +111,18 @@ class SyntheticDataset(DatasetPlugin):
 
             registry = default_registry()
         return registry.dataset(WRITERS[layout].dataset)
+
+    @classmethod
+    def modalities_for(cls, options: SyntheticOptions) -> tuple[str, ...]:
+        """The streams of the chosen layout (``depthtrack``: rgb and depth)."""
+        return cls.layout_class(options.layout).modalities
+
+    @classmethod
+    def generated_data(cls, options: SyntheticOptions) -> tuple[Path, dict[str, Any]] | None:
+        """The root it generates and the options that decide the bytes (not the split)."""
+        if options.root is None:
+            return None
+        return Path(options.root).expanduser(), generation_options(options)
 
     def resolve_root(self) -> Path:
         variable = root_variable(self.name)

@@ -227,3 +227,26 @@ def test_int8_rows_are_timed_and_ratioed_against_fp32(recipe):
             row["bf16"]["tracker_fps"] / result["models"]["teacher"]["bf16"]["tracker_fps"])
     assert "bf16_vs_fp32_teacher" not in result
     render(result, quiet_console())
+
+
+def test_speed_tables_read_at_80_columns():
+    """Every model's label is whole at 80 columns (once: ``teac…`` and ``stud…``)."""
+    from mmtrack_kd.benchmark.params import LABELS
+
+    latency = {"p25": 0.010, "p75": 0.012, "min": 0.009, "median": 0.011}
+    result = {
+        "what": "speed", "device": "cpu", "sizes": {"depth": 4, "embed_dim": 96, "search_size": 128,
+                                                   "template_size": 64, "modality": "thermal"},
+        "gemm_peak": {"gflops": 123.4, "dtype": "float32", "size": 1024},
+        "models": {name: {"label": label, "parameters": 5.2e6, "gflops": 1.23, "latency_ms": 11.0,
+                          "latency": latency, "model_fps": 90.9, "tracker_fps": 45.1,
+                          "achieved_gflops": 111.2, "peak_fraction": 0.9}
+                   for name, label in LABELS.items()},
+    }
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))
+    render(result, console)
+    text = console.export_text()
+    assert "…" not in text
+    for label in LABELS.values():
+        assert label in text
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -528,3 +528,18 @@ def test_candidate_elimination_template_range_is_a_recipe_option(synthetic_root,
     with pytest.raises(MmtrackError, match="template_range"):
         validate_recipe(recipe_data(synthetic_root, tmp_path, **{"student.candidate_elimination": {
             "template_range": "middle"}}))
+
+
+def test_a_student_initialised_from_its_teacher_is_a_normal_event(synthetic_root, tmp_path, caplog):
+    """The teacher's prompters are unused by the student by design: INFO, not a WARNING."""
+    import logging
+
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
+    folder = train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(),
+                           teacher_checkpoint=folder / "teacher" / "best.pt")
+    with caplog.at_level(logging.INFO):
+        trainer._build()
+    [record] = [r for r in caplog.records if "initialised from" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert "unused" in record.getMessage() or "prompt" in record.getMessage()

@@ -27,6 +27,22 @@ def noisy_predictions(
     return np.round(pred) if integer else pred
 
 
+def scored_pair(protocol: str, seed: int = 0) -> dict:
+    """Two trackers' results (``student`` loses 10 % of frames, ``teacher`` 30 %) on four
+    40-frame sequences with attributes ``TC`` and ``FM``, under ``protocol``."""
+    from mmtrack_kd.evaluation import GroundTruth, score
+
+    rng = np.random.default_rng(seed)
+    gts = [GroundTruth(f"seq{i}", random_walk_boxes(rng, 40), attributes={"TC": i % 2 == 0, "FM": i < 2})
+           for i in range(4)]
+    out = {}
+    for tracker, lost in (("student", 0.1), ("teacher", 0.3)):
+        preds = {gt.name: noisy_predictions(rng, gt.boxes, lost=lost) for gt in gts}
+        conf = {gt.name: rng.random(len(gt)) for gt in gts}
+        out[tracker] = score(protocol, preds, gts, confidences=conf)
+    return out
+
+
 def import_or_skip(name: str):  # noqa: ANN201 - returns a module
     """``pytest.importorskip`` that also skips when importing fails with a non-ImportError.
 

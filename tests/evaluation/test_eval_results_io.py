@@ -182,3 +182,16 @@ def test_vot_binary_trajectory(tmp_path: Path) -> None:
     files.boxes_binary.write_bytes(struct.pack("<hI", 1, 1) + struct.pack("<BH", 2, 0))
     with pytest.raises(DataError, match=r"frame 1 holds a region of type 2"):
         read_vot_longterm_result(tmp_path, "s")
+
+
+def test_gtot_polygon_results_read_as_their_bounding_boxes(tmp_path):
+    """GTOT's published raw results are 8-value polygons: read as axis-aligned boxes (w = max x
+    - min x), as the ground-truth reader reads polygons."""
+    from mmtrack_kd.evaluation.results_io import read_otb_result
+
+    path = tmp_path / "MANet_BlackCar.txt"
+    path.write_text("10 20 50 20 50 60 10 60\n12.5 20 40 22 38 61 11 58\n")
+    np.testing.assert_allclose(read_otb_result(path), [[10, 20, 40, 40], [11, 20, 29, 41]])
+    path.write_text("10 20 50 20 50 60 10 60\n1 2 3 4\n")
+    with pytest.raises(DataError, match="line 2: expected 8 values"):
+        read_otb_result(path)

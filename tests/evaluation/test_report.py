@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from mmtrack_kd.evaluation import GroundTruth, score
-from mmtrack_kd.evaluation.plots import write_plots
+from eval_helpers import scored_pair
+
+from mmtrack_kd.evaluation.plots import legend_score, write_plots
 from mmtrack_kd.evaluation.published import (
     comparison_table,
     load_published,
@@ -26,34 +27,6 @@ from mmtrack_kd.evaluation.report import (
 
 
 
-def random_walk_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``(n, 4)`` ground-truth boxes drifting slowly."""
-    centre = np.array([320.0, 240.0]) + np.cumsum(rng.normal(0, 2.0, (n, 2)), axis=0)
-    wh = np.clip(60.0 + np.cumsum(rng.normal(0, 0.7, (n, 2)), axis=0), 12, None)
-    return np.concatenate([centre - wh / 2, wh], axis=1)
-
-
-def noisy_predictions(rng: np.random.Generator, gt: np.ndarray, lost: float) -> np.ndarray:
-    """Predictions near ``gt``, a ``lost`` share of frames far away."""
-    pred = gt + rng.normal(0, 0.12, gt.shape) * gt[:, 2:].repeat(2, axis=1)
-    far = rng.random(len(gt)) < lost
-    pred[far, :2] += rng.uniform(40, 120, (int(far.sum()), 2))
-    return pred
-
-
-def scored_pair(protocol: str, seed: int = 0):
-    """Two trackers' results on four sequences with attributes, under ``protocol``."""
-    rng = np.random.default_rng(seed)
-    gts = [GroundTruth(f"seq{i}", random_walk_boxes(rng, 40), attributes={"TC": i % 2 == 0, "FM": i < 2})
-           for i in range(4)]
-    out = {}
-    for tracker, lost in (("student", 0.1), ("teacher", 0.3)):
-        preds = {gt.name: noisy_predictions(rng, gt.boxes, lost=lost) for gt in gts}
-        conf = {gt.name: rng.random(len(gt)) for gt in gts}
-        out[tracker] = score(protocol, preds, gts, confidences=conf)
-    return out
-
-
 def render(table) -> str:
     console = Console(width=200, record=True)
     console.print(table)
@@ -63,7 +36,7 @@ def render(table) -> str:
 def test_tables_show_every_tracker_and_score():
     lasher = scored_pair("lasher")
     text = render(dataset_table("lasher", lasher))
-    for word in ("student", "teacher", "PR", "NPR", "SR", format_score(lasher["student"].scores["PR"], "lasher")):
+    for word in ("student", "teacher", "PR", "NPR", "SR", format_score(lasher["student"].scores["PR"])):
         assert word in text
     attributes = render(attribute_table("lasher", lasher))
     assert "TC" in attributes and "FM" in attributes
@@ -75,9 +48,36 @@ def test_tables_show_every_tracker_and_score():
 
 
 def test_format_score_units():
-    assert format_score(0.7123, "lasher") == "71.2"
-    assert format_score(0.6154, "depthtrack") == "0.615"
-    assert format_score(float("nan"), "lasher") == "-"
+    """One unit for every protocol: percent (DepthTrack's Pr / Re / F included)."""
+    assert format_score(0.7123) == "71.2"
+    assert format_score(0.6154) == "61.5"
+    assert format_score(float("nan")) == "-"
+
+
+def test_tables_read_at_80_columns():
+    """Long tracker names wrap instead of being cut to ``teac…``; the attribute table has a
+    row per tracker (not a column), with the attribute's sequence count."""
+    long_names = {f"{name}-with-a-long-run-name": result
+                  for name, result in scored_pair("lasher").items()}
+    for table in (dataset_table("lasher", long_names), attribute_table("lasher", long_names),
+                  overview_table({"lasher": long_names, "depthtrack": scored_pair("depthtrack", 1)})):
+        console = Console(width=80, record=True)
+        console.print(table)
+        text = console.export_text()
+        assert "…" not in text
+        assert max(len(line) for line in text.splitlines()) <= 80
+        assert "%" in text
+    attributes = render(attribute_table("lasher", long_names))
+    assert "seqs" in attributes and "TC" in attributes
+
+
+def test_legend_reads_each_protocols_own_score_key():
+    """DepthTrack stores precision as ``Pr``: the legend shows that score, not the curve mean."""
+    depth = scored_pair("depthtrack", 1)["student"]
+    assert legend_score(depth, "precision") == depth.scores["Pr"]
+    assert legend_score(depth, "f_score") == depth.scores["F"]
+    lasher = scored_pair("lasher")["student"]
+    assert legend_score(lasher, "normalized_precision") == lasher.scores["NPR"]
 
 
 def test_json_holds_every_number(tmp_path):
@@ -96,7 +96,8 @@ def test_plots_are_png(tmp_path):
     paths = write_plots(scored, tmp_path / "plots")
     names = {p.name for p in paths}
     assert {"lasher_precision.png", "lasher_success.png", "lasher_normalized_precision.png",
-            "lasher_attributes.png", "depthtrack_f_score.png"} <= names
+            "lasher_attributes.png", "depthtrack_f_score.png", "depthtrack_sheet.png",
+            "lasher_sheet.png"} <= names
     for path in paths:
         assert path.read_bytes()[:4] == b"\x89PNG"
 

@@ -274,3 +274,64 @@ def test_compiled_trackers_in_workers_write_the_eager_boxes(tmp_path, lasher_dat
     with pytest.raises(Exception, match="no_such_backend"):
         evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "bad", workers=1,
                             progress=False, settings=TrackerSettings(compile="no_such_backend"))
+
+
+def test_split_and_dataset_options_from_the_command_line(tmp_path, lasher_data):
+    names = lasher_data.list_sequences()
+    (name, plugin), = resolve_datasets(["LasHeR"], None, root=lasher_data.root, split="test",
+                                       options={"sequences": names[:1]})
+    assert name == "lasher" and plugin.options.split == "test"  # the official spelling
+    assert plugin.list_sequences() == names[:1]
+    (_, plugin), = resolve_datasets(["lasher"], None, root=lasher_data.root, split="train")
+    assert plugin.options.split == "train"
+    from mmtrack_kd.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="sequencs"):
+        resolve_datasets(["lasher"], None, root=lasher_data.root, options={"sequencs": ["a"]})
+
+
+def test_no_sequences_names_dataset_split_and_root(tmp_path, capsys):
+    from mmtrack_kd.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "peer").mkdir()
+    assert main(["evaluate", "--results", str(tmp_path / "peer"), "--dataset", "folder", "--split", "all",
+                 "--root", str(empty), "--no-plots", "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert "dataset folder" in err and "split 'all'" in err and str(empty) in err
+
+
+def test_one_bad_results_folder_does_not_abort_the_others(tmp_path, lasher_data, capsys):
+    """Every folder that can be scored is reported; every problem of the others is listed (the
+    command line's ``--dataset LasHeR`` and ``--split`` included)."""
+    from mmtrack_kd.cli import main
+
+    names = lasher_data.list_sequences()
+    good, partial, absent = tmp_path / "good", tmp_path / "partial", tmp_path / "absent"
+    for folder, sequences in ((good, names), (partial, names[2:])):
+        for name in sequences:
+            otb_result_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
+            np.savetxt(otb_result_path(folder, name), lasher_data.load_groundtruth(name).boxes,
+                       delimiter=",", fmt="%.2f")
+    out = tmp_path / "eval"
+    status = main(["evaluate", "--results", str(good), str(partial), str(absent), "--dataset",
+                   "LasHeR", "--split", "test", "--root", str(lasher_data.root), "--no-plots",
+                   "--out", str(out)])
+    assert status == 2
+    err = capsys.readouterr().err
+    # both missing files of the partial folder, not only the first, and the absent folder
+    assert f"{names[0]}.txt" in err and f"{names[1]}.txt" in err and "absent" in err
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["datasets"]["lasher"]) == ["good"]
+
+
+def test_tracking_progress_goes_into_the_log_off_a_terminal(tmp_path, lasher_data, caplog):
+    import logging
+
+    checkpoint = write_checkpoint(tmp_path / "ckpt" / "tiny.pt")
+    with caplog.at_level(logging.INFO, logger="mmtrack_kd.evaluation.runner"):
+        evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "out",
+                            tracker_name="tiny", progress=True)
+    lines = [r.getMessage() for r in caplog.records if "tracked sequence" in r.getMessage()]
+    assert lines and lines[-1].startswith("tiny: tracked sequence 3 of 3")

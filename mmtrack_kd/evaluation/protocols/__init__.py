@@ -19,14 +19,19 @@ from os import PathLike
 
 from mmtrack_kd.errors import PluginError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
-from mmtrack_kd.evaluation.protocols._core import ArrayLike
-from mmtrack_kd.evaluation.protocols.depthtrack import score_depthtrack
-from mmtrack_kd.evaluation.protocols.gtot import score_gtot
-from mmtrack_kd.evaluation.protocols.lasher import score_lasher
-from mmtrack_kd.evaluation.protocols.otb import score_otb
-from mmtrack_kd.evaluation.protocols.rgbt234 import score_rgbt210, score_rgbt234
-from mmtrack_kd.evaluation.protocols.visevent import score_visevent
-from mmtrack_kd.evaluation.protocols.vtuav import score_vtuav
+from mmtrack_kd.evaluation.protocols._core import ArrayLike, Panel, Protocol
+from mmtrack_kd.evaluation.protocols.depthtrack import DepthTrackProtocol, score_depthtrack
+from mmtrack_kd.evaluation.protocols.gtot import GTOTProtocol, score_gtot
+from mmtrack_kd.evaluation.protocols.lasher import LasHeRProtocol, score_lasher
+from mmtrack_kd.evaluation.protocols.otb import OTBProtocol, score_otb
+from mmtrack_kd.evaluation.protocols.rgbt234 import (
+    RGBT210Protocol,
+    RGBT234Protocol,
+    score_rgbt210,
+    score_rgbt234,
+)
+from mmtrack_kd.evaluation.protocols.visevent import VisEventProtocol, score_visevent
+from mmtrack_kd.evaluation.protocols.vtuav import VTUAVProtocol, score_vtuav
 from mmtrack_kd.evaluation.result import ProtocolResult
 
 ScoringFunction = Callable[..., ProtocolResult]
@@ -41,6 +46,14 @@ PROTOCOLS: dict[str, ScoringFunction] = {
     "gtot": score_gtot,
     "vtuav": score_vtuav,
     "depthtrack": score_depthtrack,
+}
+
+#: Protocol name -> its class, which carries the facts reports need (``curve_scores``,
+#: ``headline_score``, ``panels``).
+PROTOCOL_TYPES: dict[str, type[Protocol]] = {
+    cls.name: cls
+    for cls in (OTBProtocol, LasHeRProtocol, VisEventProtocol, RGBT234Protocol, RGBT210Protocol,
+                GTOTProtocol, VTUAVProtocol, DepthTrackProtocol)
 }
 
 #: Protocols that need a confidence per frame.
@@ -63,6 +76,17 @@ def get_protocol(name: str) -> ScoringFunction:
         raise PluginError(f"unknown evaluation protocol {name!r}; known: {known}") from None
 
 
+def protocol_type(name: str) -> type[Protocol]:
+    """The protocol class registered under ``name`` (its facts: curve scores, headline score,
+    figure panels).
+
+    Raises:
+        PluginError: unknown name (the message lists the known ones).
+    """
+    get_protocol(name)  # one message for an unknown name
+    return PROTOCOL_TYPES[name]
+
+
 def score(
     protocol: str,
     predictions: Mapping[str, ArrayLike],
@@ -81,8 +105,12 @@ __all__ = [
     "NEEDS_CONFIDENCE",
     "NEEDS_IMAGE_SIZE",
     "PROTOCOLS",
+    "PROTOCOL_TYPES",
+    "Panel",
+    "Protocol",
     "ScoringFunction",
     "get_protocol",
+    "protocol_type",
     "score",
     "score_depthtrack",
     "score_gtot",

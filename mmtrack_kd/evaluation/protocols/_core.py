@@ -61,11 +61,39 @@ class Aggregate:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a figure sheet: curve ``y`` over the thresholds, or over curve ``x``
+    (DepthTrack's precision-recall curve plots the mean precision over the mean recall)."""
+
+    y: str
+    title: str
+    x: str | None = None
+
+
+#: The panels researchers expect from a short-term benchmark (OTB / LasHeR / RGBT234 toolkits,
+#: pytracking's ``analysis``): success, then precision.
+SHORT_TERM_PANELS = (Panel("success", "Success plot"), Panel("precision", "Precision plot"))
+
+
 class Protocol(abc.ABC):
-    """A scoring protocol; subclasses define ``prepare`` and ``aggregate``."""
+    """A scoring protocol; subclasses define ``prepare`` and ``aggregate``.
+
+    Besides the maths a protocol carries the facts reports and plots need, so that no report
+    asks a protocol's name:
+
+    * ``curve_scores``: curve key -> the headline score that summarises it (a plot's legend);
+    * ``headline_score``: the one score a cross-dataset table ranks trackers by;
+    * ``panels``: the figures a report sheet draws for it (:class:`Panel`).
+
+    Every score is a fraction in ``[0, 1]``; reports print them all in percent.
+    """
 
     name: str = ""
     needs_confidence: bool = False
+    curve_scores: dict[str, str] = {}
+    headline_score: str = ""
+    panels: tuple[Panel, ...] = SHORT_TERM_PANELS
 
     @abc.abstractmethod
     def prepare(self, seq: SequenceInput) -> Any:

@@ -39,6 +39,7 @@ from mmtrack_kd.evaluation.metrics import empty_region_overlap, vot_overlap
 from mmtrack_kd.evaluation.protocols._core import (
     Aggregate,
     ArrayLike,
+    Panel,
     Protocol,
     SequenceInput,
     run,
@@ -84,6 +85,13 @@ class DepthTrackProtocol(Protocol):
 
     name = "depthtrack"
     needs_confidence = True
+    curve_scores = {"precision": "Pr", "recall": "Re", "f_score": "F"}
+    headline_score = "F"
+    # The VOT long-term toolkit's figures: precision over recall, F-score over the threshold.
+    panels = (
+        Panel("precision", "Precision-recall", x="recall"),
+        Panel("f_score", "F-score over the confidence threshold"),
+    )
 
     def __init__(self, overlap: Literal["vot", "continuous"] = "vot") -> None:
         if overlap not in ("vot", "continuous"):

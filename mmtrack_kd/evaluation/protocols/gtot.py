@@ -65,6 +65,8 @@ class GTOTProtocol(Protocol):
 
     name = "gtot"
     specs = (GTOT_PRECISION, GTOT_SUCCESS)
+    curve_scores = {"precision": "MPR", "success": "MSR"}
+    headline_score = "MSR"
 
     def prepare(self, seq: SequenceInput) -> _Counts:
         errors, overlaps = min_error_max_overlap(

@@ -89,6 +89,8 @@ class LasHeRProtocol(MeanCurveProtocol):
 
     name = "lasher"
     curve_specs = (PRECISION_SPEC, NORM_PRECISION_SPEC, SUCCESS_SPEC)
+    curve_scores = {"precision": "PR", "normalized_precision": "NPR", "success": "SR"}
+    headline_score = "SR"
     drop_zero_curves = True
 
     def frame_values(self, seq: SequenceInput) -> dict[str, np.ndarray]:

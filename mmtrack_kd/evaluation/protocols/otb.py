@@ -36,6 +36,16 @@ class OTBProtocol(MeanCurveProtocol):
     curve_specs = (PRECISION_SPEC, SUCCESS_SPEC)
     precision_key = "PR"
     success_key = "SR"
+    curve_scores = {"precision": "PR", "success": "SR"}
+    headline_score = "SR"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # A subclass that renames its scores (MPR / MSR) keeps its facts in step.
+        super().__init_subclass__(**kwargs)
+        if "curve_scores" not in vars(cls):
+            cls.curve_scores = {"precision": cls.precision_key, "success": cls.success_key}
+        if "headline_score" not in vars(cls):
+            cls.headline_score = cls.success_key
 
     def frame_values(self, seq: SequenceInput) -> dict[str, np.ndarray]:
         return {
