@@ -34,7 +34,8 @@ from mmtrack_kd.errors import MmtrackError, RecipeError
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan=False: `lr: .inf` or `nan` is a typo to report, never a value to train with
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- plugin sections
@@ -654,6 +655,9 @@ def load_recipe(
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RecipeError(str(path), [("(file)", f"cannot read: {error.strerror or error}")]) from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(str(path), [("(file)", f"not UTF-8 text (byte {error.start}: "
+                                                 f"{error.object[error.start:error.start + 1]!r})")]) from None
     data = parse_yaml(text, str(path))
     if data is None:
         data = {}

@@ -301,7 +301,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
-    readable = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError)
+    # Random or truncated bytes fail deep inside the unpickler with almost any exception type
+    # (IndexError, KeyError, struct and zip errors): all of them mean "not a readable file".
+    readable = (Exception,)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except readable as error:
@@ -311,7 +313,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                 raise
             with torch.serialization.safe_globals([(ForeignObject, name) for name in foreign]):
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except (*readable, TypeError) as error:  # TypeError: a placeholder where a tensor type was
+        except readable as error:  # e.g. TypeError: a placeholder where a tensor type was
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({first})") from error
         logger.info("checkpoint %s: %d pickled objects of other code read as inert placeholders (%s)",
@@ -355,6 +357,29 @@ def detect_format(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> 
 
 
 # -- loading ----------------------------------------------------------------------------------
+
+
+def non_finite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Keys of the floating-point tensors of ``state`` that hold a NaN or an infinity."""
+    return [key for key, value in state.items()
+            if isinstance(value, Tensor) and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())]
+
+
+def check_finite(state: Mapping[str, Any], source: str) -> None:
+    """Refuse weights with NaN or inf: a tracker built from them still "tracks", with boxes made
+    up by clipping NaN, and training from them diverges at once.
+
+    Raises:
+        CheckpointError: naming the file, the first keys and how many tensors are affected.
+    """
+    bad = non_finite_tensors(state)
+    if bad:
+        tensors = sum(isinstance(value, Tensor) and value.is_floating_point() for value in state.values())
+        raise CheckpointError(
+            f"checkpoint {source}: {len(bad)} of {tensors} tensors hold NaN or inf values "
+            f"(first: {', '.join(bad[:3])}); it is not usable (a run that diverged?)"
+        )
 
 
 def _summarise(keys: list[str], limit: int = 4) -> str:
@@ -565,6 +590,7 @@ def load_pretrained(
     checkpoint = read_checkpoint(path)
     source = str(path)
     format, state = detect_format(checkpoint, f"checkpoint {source}")
+    check_finite(state, source)
     log: list[str] = []
     try:
         converted = CONVERTERS[format](state, model, log)
@@ -624,6 +650,7 @@ def load_model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict
             f"checkpoint {source} is an {format} checkpoint without a model description; build the "
             "model from a recipe and load it with load_pretrained()"
         )
+    check_finite(state, source)
     kind, config = checkpoint.get("kind"), checkpoint.get("model_config")
     if kind not in MODEL_KINDS or not isinstance(config, dict):
         raise CheckpointError(f"checkpoint {source}: kind {kind!r} / model_config do not describe a known model")
