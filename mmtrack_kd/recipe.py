@@ -49,7 +49,7 @@ class PluginChoice(BaseModel):
     and the remaining keys are validated by the plugin's own ``Options`` model.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     kind: ClassVar[Literal["modality", "dataset"]]
 
     name: str = Field(description="Name of the plugin that handles this section.")

@@ -291,6 +291,25 @@ def _foreign_globals(path: Path) -> list[str]:
         return []
 
 
+#: How torch names a global that weights-only loading refuses (``GLOBAL posix.system``).
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _unreadable(error: BaseException) -> str:
+    """Why a file is no checkpoint, in a line. torch's weights-only text opens by suggesting
+    ``weights_only=False`` (running the file's code): never advice to pass on."""
+    text = str(error).strip()
+    refused = _REFUSED_GLOBAL.findall(text)
+    if refused:
+        return (f"refused: it needs Python objects that are never loaded "
+                f"({', '.join(dict.fromkeys(refused))}); not a checkpoint of weights")
+    if "Weights only load failed" in text:
+        detail = text.partition("WeightsUnpickler error:")[2].strip().splitlines()
+        return f"not a readable PyTorch checkpoint (pickled data weights-only loading refuses: {detail[0] if detail else 'unknown'})"
+    first = text.splitlines()[0] if text else type(error).__name__
+    return f"not a readable PyTorch checkpoint ({first})"
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file.
 
@@ -314,8 +333,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             with torch.serialization.safe_globals([(ForeignObject, name) for name in foreign]):
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except readable as error:  # e.g. TypeError: a placeholder where a tensor type was
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({first})") from error
+            raise CheckpointError(f"checkpoint {path}: {_unreadable(error)}") from None
         logger.info("checkpoint %s: %d pickled objects of other code read as inert placeholders (%s)",
                  path, len(foreign), ", ".join(foreign))
     if not isinstance(checkpoint, dict):
