@@ -729,35 +729,6 @@ def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoin
     assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())
 
 
-def test_a_second_train_into_a_locked_run_folder_is_refused(synthetic_root, tmp_path):
-    """The lock is the OS's (flock): held by another process here, refused with a message that
-    names the folder; released when that process ends, however it ends."""
-    import subprocess
-    import textwrap
-
-    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
-    run = tmp_path / "run"
-    run.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import fcntl, sys, time
-        handle = open({str(run / '.lock')!r}, 'a+')
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        handle.write('4242'); handle.flush()
-        print('locked', flush=True)
-        time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(MmtrackError, match=r"in use by another .*train.*process 4242"):
-            train(recipe, stage="teacher", run_dir=run)
-        assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing written
-    finally:
-        holder.kill()  # as a crash: the kernel drops the lock
-        holder.wait()
-    train(recipe, stage="teacher", run_dir=run)
-    assert (run / "teacher" / "last.pt").is_file()
-
-
 def test_a_refused_run_leaves_the_run_folder_as_it_was(synthetic_root, tmp_path):
     """A fresh start over an existing run, or a --resume that does not fit, is refused before
     recipe.yaml and env.json are touched."""

@@ -654,8 +654,8 @@ def _locked_run(world: World, tmp: Path) -> Path:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         handle.write('31337'); handle.flush()
         print('locked', flush=True)
-        sys.stdin.read()
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        time.sleep(120)  # ends by itself should the case fail before killing it
+    """)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     _HOLDERS.append(holder)
     return folder
@@ -665,11 +665,17 @@ _HOLDERS: list[subprocess.Popen] = []
 
 
 def _nothing_but_the_lock(world: World, tmp: Path, output: str) -> None:
+    """Nothing was written by the refused run; and once the holder dies (a crash: kill -9),
+    its lock goes with it and the same command trains."""
+    from mmtrack_kd.cli import main
+
+    assert sorted(p.name for p in (tmp / "run").iterdir()) == [".lock"]
     for holder in _HOLDERS:
-        holder.stdin.close()
+        holder.kill()
         holder.wait()
     _HOLDERS.clear()
-    assert sorted(p.name for p in (tmp / "run").iterdir()) == [".lock"]
+    assert main(["train", str(world.recipe), "--stage", "teacher", "--run-dir", str(tmp / "run")]) == 0
+    assert (tmp / "run" / "teacher" / "last.pt").is_file()
 
 
 case("train-run-folder-locked", "concurrency", _train(run_dir=_locked_run),
