@@ -34,6 +34,7 @@ model:
   head_channels: 16
 teacher: {{optim: {{epochs: 1, batch_size: 2, samples_per_epoch: 4}}}}
 student: {{optim: {{epochs: 1, batch_size: 2, samples_per_epoch: 4}}}}
+distill: {{feature: {{layers: all}}}}
 train: {{device: cpu, output_dir: {out}, checkpoint_every: 1, log_every: 1}}
 """
 
