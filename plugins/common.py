@@ -367,6 +367,17 @@ class BenchmarkDataset(DatasetPlugin):
         # Frame folders are scanned once each; keep the most recent ones (names only).
         self._scan = functools.lru_cache(maxsize=256)(scan_images)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # `evaluate --workers N` sends the plugin to each worker: a cache wrapper does not
+        # pickle, and a worker makes its own
+        state = dict(self.__dict__)
+        del state["_scan"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._scan = functools.lru_cache(maxsize=256)(scan_images)
+
     # ----------------------------------------------------------------- where things are
 
     def where(self, name: str) -> str:

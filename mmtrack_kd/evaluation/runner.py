@@ -233,6 +233,17 @@ def _init_worker(checkpoint: str, device: str, threads: int, settings: TrackerSe
     _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device, settings=settings)
 
 
+def _check_checkpoint(checkpoint: Path) -> None:
+    """Read the checkpoint here before workers start: a worker whose initialiser fails breaks
+    the whole pool, and the user would see its traceback instead of the one clear error."""
+    from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
+    from mmtrack_kd.plugins import default_registry
+    from mmtrack_kd.tracking.tracker import adapters_from_checkpoint
+
+    model, info = load_model_from_checkpoint(checkpoint)
+    adapters_from_checkpoint(info, model.num_modalities, default_registry(), str(checkpoint))
+
+
 def _track_one(dataset: Any, name: str, tracker_dir: str, layout: str) -> tuple[str, int, float]:
     """Track one sequence and write its result files; returns ``(name, frames, seconds)``."""
     from mmtrack_kd.tracking import run_sequence
@@ -344,6 +355,7 @@ def evaluate_checkpoint(
                 finally:
                     _WORKER.clear()
             else:
+                _check_checkpoint(checkpoint)
                 with ProcessPoolExecutor(
                     max_workers=min(workers, len(jobs)),
                     mp_context=get_context("spawn"),

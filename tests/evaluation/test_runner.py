@@ -392,3 +392,28 @@ def test_tracking_progress_goes_into_the_log_off_a_terminal(tmp_path, lasher_dat
                             tracker_name="tiny", progress=True)
     lines = [r.getMessage() for r in caplog.records if "tracked sequence" in r.getMessage()]
     assert lines and lines[-1].startswith("tiny: tracked sequence 3 of 3")
+
+
+def test_benchmark_plugins_travel_to_worker_processes(lasher_data):
+    """``evaluate --workers N`` pickles each dataset plugin for its workers: the real layouts'
+    plugins (a frame-folder cache inside) must survive the trip and read the same sequences."""
+    import pickle
+
+    (name, plugin), = resolve_datasets(["lasher"], None, root=lasher_data.root)
+    plugin.load_sequence(plugin.list_sequences()[0])  # fills the cache
+    copy = pickle.loads(pickle.dumps(plugin))
+    assert copy.list_sequences() == plugin.list_sequences()
+    first = plugin.list_sequences()[0]
+    assert copy.load_sequence(first).frames == plugin.load_sequence(first).frames
+
+
+def test_a_bad_checkpoint_with_several_workers_is_one_message(tmp_path, lasher_data):
+    """Read before any worker starts: a failing worker initialiser would break the pool."""
+    from mmtrack_kd.errors import CheckpointError
+
+    path = write_checkpoint(tmp_path / "nan.pt")
+    state = torch.load(path, weights_only=True)
+    state["model"]["fusion.reduce.weight"][0, 0] = float("nan")
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"nan.pt: 1 of \d+ tensors hold NaN or inf.*fusion.reduce.weight"):
+        evaluate_checkpoint(path, [("synthetic", lasher_data)], tmp_path / "out", workers=2, progress=False)

@@ -294,6 +294,11 @@ for command in ("track", "export", "evaluate"):
         case(f"checkpoint-{command}-{name}", "checkpoints", _checkpoint_argv(command, make),
              r"bad.pt.*" + message if "bad.pt" not in message else message,
              check=_no_export_folder if command == "export" else _nothing_ran)
+for name in ("nan-weights", "random-bytes", "unknown-modality"):
+    make, message = {**CHECKPOINTS, **TRACKING_ONLY}[name]
+    case(f"checkpoint-evaluate-2-workers-{name}", "checkpoints",
+         lambda world, tmp, make=make: _checkpoint_argv("evaluate", make)(world, tmp) + ["--workers", "2"],
+         r"bad.pt.*" + message, check=_nothing_ran)
 case("checkpoint-export-a-teacher", "checkpoints",
      lambda world, tmp: ["export", str(world.teacher), "--out", str(tmp / "out")], r"teacher.pt.*export takes a student",
      check=_no_export_folder)
