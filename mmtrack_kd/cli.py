@@ -8,6 +8,7 @@ User errors (:class:`~mmtrack_kd.errors.MmtrackError`) end with one message and 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -274,8 +275,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a student checkpoint to ONNX (template graph and tracking graph)."""
-    from mmtrack_kd.export import compare_fps, compare_with_pytorch, export_checkpoint
+    from mmtrack_kd.export import compare_fps, compare_with_pytorch, export_checkpoint, require_onnx
 
+    if args.check:
+        require_onnx("onnx", "onnxruntime")
     written = export_checkpoint(args.checkpoint, args.out, format=args.format)
     for role, path in written.items():
         console.print(f"{role}: {path}")
@@ -466,6 +469,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True
         )
         return error.exit_code
+    except OSError as error:
+        # the machine refusing a named file (permissions, a full or read-only disk) is the
+        # user's to fix, not a bug: one line, no traceback
+        if getattr(error, "filename", None) is None or error.errno not in _USER_ERRNOS:
+            raise
+        error_console.print(f"[bold red]error:[/bold red] {escape(_os_message(error))}",
+                            highlight=False, soft_wrap=True)
+        return MmtrackError.exit_code
     except KeyboardInterrupt:
         error_console.print("interrupted")
         return 130
+
+
+_USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOENT,
+                errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
+
+
+def _os_message(error: OSError) -> str:
+    target = f" -> {error.filename2}" if getattr(error, "filename2", None) else ""
+    return f"{error.filename}{target}: {error.strerror or error}"

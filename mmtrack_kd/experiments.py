@@ -664,13 +664,9 @@ def teacher_provenance(teacher: Path, retrained: bool, recipe: Recipe, out_dir: 
     an earlier machine, see :func:`run_job`) is not the file whose record the report shows, so
     it is scored once on the student's test sets (``teacher_scores``) and marked, so that later
     students of the same teacher carry the same provenance."""
-    import hashlib
+    from mmtrack_kd.evaluation.provenance import file_sha256
 
-    digest = hashlib.sha256()
-    with open(teacher, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    out: dict[str, Any] = {"teacher_sha256": digest.hexdigest()[:16], "teacher_retrained": retrained}
+    out: dict[str, Any] = {"teacher_sha256": file_sha256(teacher)[:16], "teacher_retrained": retrained}
     if retrained:
         mark = teacher.parent / RETRAINED_MARK
         known = json.loads(mark.read_text(encoding="utf-8")) if mark.is_file() else {}

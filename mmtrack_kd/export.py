@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmtrack_kd.errors import CheckpointError
+from mmtrack_kd.errors import CheckpointError, MmtrackError, NotAvailableError
 
 OPSET = 17
 TRACK_OUTPUTS = ("score_map", "size_map", "offset_map", "boxes")
@@ -86,8 +87,36 @@ def export_model_onnx(
 
     Returns ``{"template": path, "track": path, "meta": path}``.
     """
+    require_onnx("onnx")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MmtrackError(f"--out {out_dir}: a file is in the way of the export folder")
+    created = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _write_onnx(model, out_dir, keep_ratio, opset, metadata)
+    except BaseException:
+        if created:  # a failed export leaves no half-written or empty folder behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def require_onnx(*modules: str) -> None:
+    """Refuse early, before any folder is made, when the ``onnx`` extra is not installed."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise NotAvailableError(
+            f"ONNX export needs {' and '.join(missing)}, which is not installed: "
+            "pip install 'mmtrack-kd[onnx]'"
+        )
+
+
+def _write_onnx(
+    model: nn.Module, out_dir: Path, keep_ratio: float | None, opset: int,
+    metadata: dict[str, Any] | None,
+) -> dict[str, Path]:
     model = model.cpu().eval()
     m = model.num_modalities
     templates, searches = example_inputs(model)
@@ -138,6 +167,7 @@ def export_checkpoint(
     """
     if format != "onnx":
         raise ValueError(f"unknown export format {format!r}; only 'onnx'")
+    require_onnx("onnx")
     from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
 
     checkpoint = Path(checkpoint)

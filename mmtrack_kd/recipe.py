@@ -34,7 +34,8 @@ from mmtrack_kd.errors import MmtrackError, RecipeError
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan=False: `lr: .inf` or `nan` is a typo to report, never a value to train with
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- plugin sections
@@ -48,7 +49,7 @@ class PluginChoice(BaseModel):
     and the remaining keys are validated by the plugin's own ``Options`` model.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     kind: ClassVar[Literal["modality", "dataset"]]
 
     name: str = Field(description="Name of the plugin that handles this section.")
@@ -541,7 +542,39 @@ class Recipe(Section):
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads ``1e-4`` as a float: YAML 1.1 requires a dot (``1.0e-4``), which
-    surprises everyone who writes learning rates."""
+    surprises everyone who writes learning rates; and refuses a key given twice in one mapping
+    (YAML keeps the last silently, so the value a user edited may not be the one used)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            # `<<: *base` merges are how recipes share sections: only a key written twice counts
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+#: Most values a recipe may expand to once YAML aliases are followed: a few thousand at most in a
+#: real recipe, while a "billion laughs" file of nested aliases expands to 10**9 and more.
+MAX_EXPANDED_VALUES = 100_000
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values ``value`` holds with every alias expanded, counted up to ``limit``."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 _FLOAT = re.compile(
@@ -562,12 +595,18 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456
 def parse_yaml(text: str, source: str = "<text>") -> Any:
     """Parse YAML with :class:`_Loader`; syntax errors become a RecipeError with the line."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         problem = getattr(error, "problem", None) or str(error)
         raise RecipeError(source, [(where, f"YAML syntax: {problem}")]) from None
+    except RecursionError:
+        raise RecipeError(source, [("(file)", "nested too deeply to be a recipe")]) from None
+    if _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
+        raise RecipeError(source, [("(file)", f"expands to more than {MAX_EXPANDED_VALUES:,} values "
+                                              "once its aliases (*name) are followed; not a recipe")])
+    return data
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -654,6 +693,9 @@ def load_recipe(
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RecipeError(str(path), [("(file)", f"cannot read: {error.strerror or error}")]) from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(str(path), [("(file)", f"not UTF-8 text (byte {error.start}: "
+                                                 f"{error.object[error.start:error.start + 1]!r})")]) from None
     data = parse_yaml(text, str(path))
     if data is None:
         data = {}

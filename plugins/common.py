@@ -102,7 +102,26 @@ def _box_row(line: str, number: int, path: Path, where: str, corners: bool) -> l
     return values
 
 
-def parse_boxes(path: Path, where: str, *, corners: bool = False) -> np.ndarray:
+def _suspicious_rows(boxes: np.ndarray, nan_rows: bool) -> list[tuple[int, str]]:
+    """``(line number, why)`` of rows no annotation tool writes on purpose: a negative width or
+    height, an infinity, a row only partly NaN, and (unless the layout marks an absent target
+    with NaN) a NaN row. They are read as "target absent", which moves the scores."""
+    out = []
+    with np.errstate(invalid="ignore"):
+        for number, row in enumerate(boxes, start=1):
+            nan = np.isnan(row)
+            if np.isinf(row).any():
+                out.append((number, "an infinite value"))
+            elif nan.any() and not nan.all():
+                out.append((number, "a row only partly NaN"))
+            elif nan.all() and not nan_rows:
+                out.append((number, "a NaN row (this layout marks an absent target otherwise)"))
+            elif row[2] < 0 or row[3] < 0:
+                out.append((number, f"a negative size ({row[2]:g} x {row[3]:g})"))
+    return out
+
+
+def parse_boxes(path: Path, where: str, *, corners: bool = False, nan_rows: bool = False) -> np.ndarray:
     """Read a ground-truth file with one box a line.
 
     Fields may be separated by commas, spaces, tabs or semicolons; ``nan`` is accepted (an
@@ -113,6 +132,9 @@ def parse_boxes(path: Path, where: str, *, corners: bool = False) -> np.ndarray:
         where: ``dataset/sequence`` for messages.
         corners: the file holds ``x1 y1 x2 y2`` (GTOT); converted with ``w = x2 - x1``,
             ``h = y2 - y1`` (no +1, as the GTOT toolkit does).
+        nan_rows: the layout writes ``nan`` rows for an absent target (VOT, DepthTrack).
+            Otherwise a NaN row, and in any layout a negative size, an infinity or a partly
+            NaN row, is read as "absent" with a :class:`DatasetWarning` naming file and lines.
 
     Returns:
         ``(R, 4)`` float64 ``x, y, w, h`` in pixels, one row a line of the file.
@@ -126,6 +148,12 @@ def parse_boxes(path: Path, where: str, *, corners: bool = False) -> np.ndarray:
     boxes = np.empty((len(lines), 4), dtype=np.float64)
     for number, line in enumerate(lines, start=1):
         boxes[number - 1] = _box_row(line, number, path, where, corners)
+    suspicious = _suspicious_rows(boxes, nan_rows)
+    if suspicious:
+        shown = "; ".join(f"line {number}: {why}" for number, why in suspicious[:3])
+        more = f"; and {len(suspicious) - 3} more" if len(suspicious) > 3 else ""
+        warnings.warn(f"{where}: {path}: {len(suspicious)} box(es) read as target absent: "
+                      f"{shown}{more}", DatasetWarning, stacklevel=2)
     return boxes
 
 
@@ -337,6 +365,17 @@ class BenchmarkDataset(DatasetPlugin):
         self._split_list: tuple[list[str] | None, str] | None = None
         self._index: dict[str, Path] | None = None
         # Frame folders are scanned once each; keep the most recent ones (names only).
+        self._scan = functools.lru_cache(maxsize=256)(scan_images)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # `evaluate --workers N` sends the plugin to each worker: a cache wrapper does not
+        # pickle, and a worker makes its own
+        state = dict(self.__dict__)
+        del state["_scan"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._scan = functools.lru_cache(maxsize=256)(scan_images)
 
     # ----------------------------------------------------------------- where things are

@@ -90,7 +90,7 @@ folder's list.txt names its sequences (the test list ships with mmtrack-kd)."""
     def annotations(self, name: str, folder: Path, where: str) -> Annotations:
         """``groundtruth.txt`` (NaN rows absent) and the sequence's tags."""
         path = require_file(folder, ("groundtruth.txt",), where, "ground-truth")
-        boxes = parse_boxes(path, where)
+        boxes = parse_boxes(path, where, nan_rows=True)
         attributes = read_tags(folder, where)
         if not attributes:
             attributes = read_attribute_list(folder, where, DEPTHTRACK_ATTRIBUTES) or {}

@@ -137,7 +137,7 @@ names are options (rgb_dir, aux_dir, groundtruth) and `aux` names the modality."
         """The ground truth, and the auxiliary stream's own when there is one."""
         options = self.options
         path = require_file(folder, (options.groundtruth,), where, "ground-truth")
-        boxes = parse_boxes(path, where)
+        boxes = parse_boxes(path, where, nan_rows=True)
         attributes = read_attribute_list(folder, where) or {}
         aux_file = options.aux_groundtruth or f"{options.aux}.txt"
         aux_path = first_file(folder, (aux_file,))
@@ -145,7 +145,7 @@ names are options (rgb_dir, aux_dir, groundtruth) and `aux` names the modality."
             if options.aux_groundtruth is not None:
                 raise DataError(f"{where}: no {options.aux_groundtruth} in {folder}")
             return Annotations(boxes, valid_boxes(boxes), path, attributes=attributes)
-        aux_boxes = parse_boxes(aux_path, where)
+        aux_boxes = parse_boxes(aux_path, where, nan_rows=True)
         if len(aux_boxes) != len(boxes):
             raise DataError(
                 f"{where}: {aux_path} has {len(aux_boxes)} rows but {path} has {len(boxes)}"

@@ -185,6 +185,29 @@ def test_yaml_syntax_error_names_the_line(tmp_path, registry):
     assert "YAML syntax" in message
 
 
+def test_a_key_given_twice_is_an_error_but_a_merge_may_be_overridden():
+    with pytest.raises(RecipeError, match=r"line 3.*'lr' appears twice \(first on line 2\)"):
+        parse_yaml("optim:\n  lr: 0.1\n  lr: 0.2\n")
+    assert parse_yaml("base: &base {lr: 0.1, epochs: 2}\nteacher:\n  <<: *base\n  lr: 0.2\n") == {
+        "base": {"lr": 0.1, "epochs": 2}, "teacher": {"lr": 0.2, "epochs": 2}}
+
+
+def test_non_finite_numbers_are_refused_with_their_path(tmp_path, registry):
+    """YAML reads ``.inf`` and ``.nan`` as floats; a recipe never means them."""
+    text = GOOD + "train: {loss: {l1: .nan}}\n"
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, text), overrides=["teacher.optim.lr=.inf"], registry=registry)
+    assert set(problems(error)) == {"teacher.optim.lr", "train.loss.l1"}
+    assert all("finite" in message for message in problems(error).values())
+
+
+def test_a_billion_laughs_is_refused_before_validation(tmp_path):
+    laughs = 'a: &a ["l", "l", "l", "l", "l", "l", "l", "l", "l"]\n' + "".join(
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+    with pytest.raises(RecipeError, match="expands to more than"):
+        load_recipe(write(tmp_path, laughs))
+
+
 def test_missing_file_is_a_recipe_error(tmp_path):
     with pytest.raises(RecipeError, match="cannot read"):
         load_recipe(tmp_path / "nope.yaml")

@@ -231,8 +231,13 @@ def map_box_back(box: np.ndarray, window: CropWindow, normalised: bool = False) 
 
 def clip_box(box: np.ndarray, height: int, width: int, margin: float = 0.0) -> np.ndarray:
     """OSTrack's ``clip_box``: keep ``x, y, w, h`` inside an ``height x width`` image, at least
-    ``margin`` pixels wide and high (OSTrack's tracker passes ``margin=10``)."""
+    ``margin`` pixels wide and high (OSTrack's tracker passes ``margin=10``).
+
+    Raises ``ValueError`` for a non-finite box: min/max would turn NaN into a made-up
+    ``0, 0, margin, margin`` box that looks like a result."""
     x, y, w, h = (float(value) for value in box)
+    if not all(math.isfinite(value) for value in (x, y, w, h)):
+        raise ValueError(f"clip_box: non-finite box {[x, y, w, h]}")
     x1 = min(max(0.0, x), width - margin)
     x2 = min(max(margin, x + w), float(width))
     y1 = min(max(0.0, y), height - margin)

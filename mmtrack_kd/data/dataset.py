@@ -17,7 +17,7 @@ from mmtrack_kd.errors import DataError
 class DatasetOptions(BaseModel):
     """Options every dataset plugin accepts; a plugin subclasses this to add its own."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     root: Path | None = Field(
         None,

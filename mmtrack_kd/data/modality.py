@@ -21,7 +21,7 @@ class AdapterOptions(BaseModel):
     """Base of every adapter's options; a recipe's ``modality`` section is validated by the
     chosen adapter's subclass of it (a typo in an option is an error with its path)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModalityAdapter(abc.ABC):

@@ -44,7 +44,8 @@ from mmtrack_kd.engine.distributed import DistributedContext
 from mmtrack_kd.engine.metrics_log import MetricsLog
 from mmtrack_kd.engine.precision import autocast, autocast_dtype
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
-from mmtrack_kd.errors import MmtrackError
+from mmtrack_kd.errors import CheckpointError, MmtrackError
+from mmtrack_kd.models.checkpoints import non_finite_tensors
 from mmtrack_kd.recipe import OptimConfig, Recipe
 
 log = logging.getLogger(__name__)
@@ -375,13 +376,33 @@ class StageTrainer:
         """Write a checkpoint atomically (rank 0 only)."""
         path = self.folder / name
         if self.ctx.is_main:
-            save_atomic(self._payload(full), path)
+            payload = self._payload(full)
+            # "last good" must mean finite: weights can turn NaN in an update whose loss was
+            # still finite, and a checkpoint of them would be named as the one to go back to
+            bad = non_finite_tensors(payload["model"])
+            if full:
+                bad += [f"optimizer.{key}" for key in non_finite_tensors(_flat_tensors(payload["optimizer"]))]
+            if bad:
+                raise TrainingStopped(
+                    f"{self.stage}: the weights became non-finite by update {self.progress.update} "
+                    f"({len(bad)} tensors, first: {', '.join(bad[:3])}); {path} was not written. "
+                    f"Last good checkpoint: {self._last_saved or 'none written yet'}"
+                )
+            save_atomic(payload, path)
             if name == "last.pt":
                 self._last_saved = path
         return path
 
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path)
+        missing = [key for key in ("model", "optimizer", "scheduler", "scaler", "progress", "rng")
+                   if key not in state]
+        if missing:
+            raise CheckpointError(
+                f"{path} cannot be resumed from: it holds no {', '.join(missing)} (a best.pt, or "
+                "a file written by save_model_checkpoint, has weights only); resume needs the "
+                "run's own last.pt"
+            )
         if state.get("stage") != self.stage:
             raise MmtrackError(f"{path} is a {state.get('stage')} checkpoint, not {self.stage}")
         if state.get("model_config") != self.model_config:
@@ -389,12 +410,16 @@ class StageTrainer:
                 f"{path} was written for a different model configuration; resume with the "
                 "recipe that started the run (see its recipe.yaml)"
             )
-        unwrap(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.progress = Progress(**state["progress"])
-        restore_rng(state["rng"])
+        try:
+            unwrap(self.model).load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.progress = Progress(**state["progress"])
+            restore_rng(state["rng"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise CheckpointError(f"{path} cannot be resumed from: {first}") from None
         self._last_saved = path
 
     def _main_has(self, path: Path) -> bool:
@@ -409,6 +434,12 @@ class StageTrainer:
 
     def run(self) -> Path:
         """Train (or continue) the stage; returns the folder holding last.pt and best.pt."""
+        self.prepare()
+        return self.train()
+
+    def prepare(self) -> None:
+        """Build everything and restore ``last.pt`` (``--resume``), or refuse: every check that
+        can stop the stage runs here, before :meth:`train` writes anything."""
         self._build()
         last = self.folder / "last.pt"
         if self.resume and last.is_file():
@@ -416,13 +447,16 @@ class StageTrainer:
             if self.ctx.is_main:
                 log.info("%s: resumed from %s at epoch %d, update %d", self.stage, last,
                          self.progress.epoch, self.progress.update)
-            if self.progress.finished:
-                return self.folder
         elif self._main_has(last):
             raise MmtrackError(
                 f"{self.folder} already holds a run; pass --resume to continue it or choose "
                 "another --run-dir"
             )
+
+    def train(self) -> Path:
+        """Train the prepared stage to its end (nothing to do for a finished one)."""
+        if self.progress.finished:
+            return self.folder
         self.metrics = MetricsLog(self.folder, enabled=self.ctx.is_main)
         self._mark_boundary()
         with _stop_on_signals(self.stage):
@@ -454,6 +488,9 @@ class StageTrainer:
             # Weights only change at updates: save the state of the last completed one, so a
             # half-accumulated update is redone on resume rather than skipped.
             self.progress = replace(self._boundary_progress)
+            # micro-batches of a half-accumulated update moved the BatchNorm statistics; they
+            # are run again on resume, so the saved buffers are the boundary's
+            self._restore_boundary_buffers()
             path = self.save("last.pt")
             if self.ctx.is_main:
                 log.warning("%s: interrupted; saved %s at update %d (continue with --resume)",
@@ -530,6 +567,9 @@ class StageTrainer:
                 sync = contextlib.nullcontext()
                 if self.ctx.enabled and not last_micro:
                     sync = model.no_sync()
+                # before the forward: a forward in training mode updates the BatchNorm
+                # statistics, and a micro-batch stopped after it would run twice on resume
+                self._check_stop()
                 with sync:
                     loss, terms = self._forward_loss(batch, keep_ratio)
                     self._check_step(loss, terms)
@@ -574,23 +614,35 @@ class StageTrainer:
         self._mark_boundary()
 
     def _mark_boundary(self) -> None:
-        """Remember the position and RNG state of a completed update (what an interrupted
-        run saves)."""
+        """Remember the position, RNG state and buffers (BatchNorm statistics) of a completed
+        update: what an interrupted run saves."""
         self._boundary_rng = capture_rng()
         self._boundary_progress = replace(self.progress)
+        self._boundary_buffers = {name: buffer.detach().clone()
+                                  for name, buffer in unwrap(self.model).named_buffers()}
+
+    def _restore_boundary_buffers(self) -> None:
+        buffers = dict(unwrap(self.model).named_buffers())
+        with torch.no_grad():
+            for name, saved in getattr(self, "_boundary_buffers", {}).items():
+                buffers[name].copy_(saved)
+
+    def _check_stop(self) -> None:
+        """Stop on a requested stop (SIGTERM, Ctrl-C) before a micro-batch's forward, on every
+        rank at the same micro-batch (one all-reduce of the flag), so no rank is left waiting in
+        the next collective for one that stopped."""
+        flag = torch.tensor(float(_STOP.requested), device=self.ctx.device)
+        if self.ctx.enabled:
+            torch.distributed.all_reduce(flag)
+        if float(flag):
+            raise KeyboardInterrupt
 
     def _check_step(self, loss: torch.Tensor, terms: dict[str, float]) -> None:
-        """Stop on a non-finite loss or a requested stop (SIGTERM, Ctrl-C), on every rank at the
-        same micro-batch: one collective carries both flags, so no rank is left waiting in the
-        next all-reduce for one that stopped."""
-        flags = torch.stack([(~torch.isfinite(loss.detach())).to(torch.float32).reshape(()),
-                             torch.tensor(float(_STOP.requested), device=loss.device)])
+        """Stop on a non-finite loss, on every rank at the same micro-batch (one all-reduce)."""
+        flag = (~torch.isfinite(loss.detach())).to(torch.float32).reshape(())
         if self.ctx.enabled:
-            torch.distributed.all_reduce(flags)
-        non_finite, stop = (float(value) for value in flags.tolist())
-        if stop:
-            raise KeyboardInterrupt
-        if not non_finite:
+            torch.distributed.all_reduce(flag)
+        if not float(flag):
             return
         shown = ", ".join(f"{key}={float(value):.6g}" for key, value in terms.items())
         last = self._last_saved or "none written yet"
@@ -643,11 +695,30 @@ class StageTrainer:
         if self.ctx.is_main:
             log.info("%s epoch %d done: validation loss %.4f%s", self.stage, self.progress.epoch,
                      val_loss, " (best)" if improved else "")
-        self.save("last.pt")
+        # best.pt before last.pt: a kill between the two leaves the previous last.pt, whose
+        # resume runs this epoch again and writes the same best.pt; the other order would
+        # leave a last.pt whose best_val no best.pt holds, and never write that one
         if improved or (math.isnan(val_loss) and self.ctx.is_main):
             self.save("best.pt", full=False)
+        self.save("last.pt")
         if self.ctx.enabled:
             torch.distributed.barrier()
+
+
+def _flat_tensors(state: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a nested state dict (an optimiser's) under dotted keys."""
+    if isinstance(state, torch.Tensor):
+        return {prefix.rstrip("."): state}
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, (list, tuple)):
+        items = enumerate(state)
+    else:
+        return {}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in items:
+        out.update(_flat_tensors(value, f"{prefix}{key}."))
+    return out
 
 
 class _StopFlag:

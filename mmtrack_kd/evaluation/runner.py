@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from mmtrack_kd.errors import DataError, MmtrackError, RecipeError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
+from mmtrack_kd.evaluation.provenance import file_sha256, prepare_results_folder, result_provenance
 from mmtrack_kd.evaluation.result import ProtocolResult
 from mmtrack_kd.evaluation.results_io import (
     BoxFormat,
@@ -232,6 +233,17 @@ def _init_worker(checkpoint: str, device: str, threads: int, settings: TrackerSe
     _WORKER["tracker"] = Tracker.from_checkpoint(checkpoint, device, settings=settings)
 
 
+def _check_checkpoint(checkpoint: Path) -> None:
+    """Read the checkpoint here before workers start: a worker whose initialiser fails breaks
+    the whole pool, and the user would see its traceback instead of the one clear error."""
+    from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
+    from mmtrack_kd.plugins import default_registry
+    from mmtrack_kd.tracking.tracker import adapters_from_checkpoint
+
+    model, info = load_model_from_checkpoint(checkpoint)
+    adapters_from_checkpoint(info, model.num_modalities, default_registry(), str(checkpoint))
+
+
 def _track_one(dataset: Any, name: str, tracker_dir: str, layout: str) -> tuple[str, int, float]:
     """Track one sequence and write its result files; returns ``(name, frames, seconds)``."""
     from mmtrack_kd.tracking import run_sequence
@@ -273,8 +285,11 @@ def evaluate_checkpoint(
     """Track every sequence of each dataset with one checkpoint, then score.
 
     Results go to ``<out_dir>/<tracker_name>/<dataset>/``: ``<seq>.txt`` (OTB style) or
-    ``longterm/<seq>/...`` (VOT long-term, the ``depthtrack`` protocol). Sequences whose box
-    file already exists are not run again.
+    ``longterm/<seq>/...`` (VOT long-term, the ``depthtrack`` protocol), beside
+    ``provenance.json`` (:mod:`~mmtrack_kd.evaluation.provenance`: checkpoint hash, tracker
+    settings, dataset name, root and split). Sequences whose box file already exists are not run
+    again when the folder's provenance matches; a folder written by anything else is moved
+    aside (``<dataset>.stale-<time>``, with a warning naming what differs) and tracked again.
 
     Args:
         checkpoint: an mmtrack-kd checkpoint file.
@@ -297,10 +312,14 @@ def evaluate_checkpoint(
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise DataError(f"{checkpoint}: checkpoint file not found")
+    sha256 = file_sha256(checkpoint)
     tracker_name = tracker_name or checkpoint.stem
     from mmtrack_kd.tracking import TrackerSettings
 
     settings = settings if settings is not None else TrackerSettings()
+    # what changes the boxes (compilation does not): recorded with each result folder
+    tracker = {"keep_ratio": settings.keep_ratio, "hann_window": settings.hann_window,
+               "precision": settings.precision}
     workers = max(1, int(workers))
     threads = _threads_per_worker(workers)
     jobs: list[tuple[Any, str, str, str, str]] = []  # dataset, sequence, folder, layout, label
@@ -310,7 +329,9 @@ def evaluate_checkpoint(
         folders[name] = folder
         layout = layout_for(_protocol(dataset))
         sequences = sequence_names(name, dataset)
-        done = set(finished_sequences(folder, sequences, layout))
+        provenance = result_provenance(checkpoint, sha256, tracker, name, dataset)
+        reusable = prepare_results_folder(folder, provenance)
+        done = set(finished_sequences(folder, sequences, layout)) if reusable else set()
         if done:
             log.info("%s/%s: %d of %d sequences already finished", tracker_name, name, len(done),
                      len(sequences))
@@ -334,6 +355,7 @@ def evaluate_checkpoint(
                 finally:
                     _WORKER.clear()
             else:
+                _check_checkpoint(checkpoint)
                 with ProcessPoolExecutor(
                     max_workers=min(workers, len(jobs)),
                     mp_context=get_context("spawn"),
@@ -421,7 +443,8 @@ def run_evaluate(
     dataset (:func:`resolve_datasets`). Of several ``--results`` folders, those that can be
     scored are reported and every problem of the others is listed after (exit status 2).
 
-    Writes under ``out`` (default ``<run>/eval`` for a run folder, ``eval`` otherwise):
+    Writes under ``out`` (default ``<run>/eval`` for a run folder, ``eval/<name>-<sha256[:8]>``
+    for a checkpoint file, ``eval`` for ``--results``):
     ``results/<tracker>/<dataset>/...``, ``report.json``, ``plots/*.png``; prints the tables.
     ``workers`` (None: the run's ``evaluate.workers``, else 1) and the Hann window
     (``evaluate.hann_window``) come from the run's recipe where there is one; ``keep_ratio``,
@@ -461,8 +484,13 @@ def run_evaluate(
         entries = resolve_datasets(datasets, target, root, split=split, options=dataset_options)
         if workers is None:
             workers = recipe.evaluate.workers if recipe is not None else 1
-        out_dir = Path(out) if out is not None else (
-            Path(target) / "eval" if Path(target).is_dir() else Path("eval"))
+        if out is not None:
+            out_dir = Path(out)
+        elif Path(target).is_dir():
+            out_dir = Path(target) / "eval"
+        else:  # one folder per checkpoint file: `eval/` alone would be shared by every run
+            (only,) = targets
+            out_dir = Path("eval") / f"{only.name}-{file_sha256(only.checkpoint)[:8]}"
         scored = {name: {} for name, _ in entries}
         for tracker in targets:
             label = settings.variant_name(tracker.name)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
-from mmtrack_kd.errors import MmtrackError
+import numpy as np
+
+from mmtrack_kd.errors import DataError, MmtrackError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.protocols import NEEDS_CONFIDENCE, score
 from mmtrack_kd.evaluation.result import ProtocolResult
@@ -21,6 +23,29 @@ from mmtrack_kd.evaluation.results_io import (
 def layout_for(protocol: str) -> Layout:
     """The result layout a protocol's toolkit reads: VOT long-term for DepthTrack, else OTB."""
     return "vot-longterm" if protocol in NEEDS_CONFIDENCE else "otb"
+
+
+#: Above this share of boxes with a negative width or height, a result folder is refused: no
+#: tracker writes such boxes, but corners read as x,y,w,h (or the reverse) give them.
+NEGATIVE_SIZE_LIMIT = 0.5
+
+
+def check_box_format(boxes: Mapping[str, np.ndarray], tracker_dir: str | os.PathLike[str],
+                     box_format: BoxFormat) -> None:
+    """Refuse results whose boxes mostly have negative sizes once read as ``box_format``: a
+    wrong ``--box-format`` would otherwise score as a very bad tracker (PR 5.9 instead of 50)."""
+    rows = [b[np.isfinite(b).all(axis=1)] for b in boxes.values() if len(b)]
+    stacked = np.concatenate(rows) if rows else np.empty((0, 4))
+    if len(stacked) == 0:
+        return
+    share = float(np.mean((stacked[:, 2] < 0) | (stacked[:, 3] < 0)))
+    if share > NEGATIVE_SIZE_LIMIT:
+        other = "xywh" if box_format != "xywh" else "ltrb"
+        raise DataError(
+            f"{tracker_dir}: {share:.0%} of the boxes have a negative width or height when read "
+            f"as --box-format {box_format}; the files are probably in another format (try "
+            f"--box-format {other})"
+        )
 
 
 def score_results_folder(
@@ -56,8 +81,9 @@ def score_results_folder(
     layout = layout_for(protocol)
     files = result_files(tracker_dir, names, layout, prefix)
     if layout == "otb":
-        return score(protocol, read_otb_results(tracker_dir, names, prefix, box_format), gts,
-                     files=files, attributes=attributes)
+        boxes = read_otb_results(tracker_dir, names, prefix, box_format)
+        check_box_format(boxes, tracker_dir, box_format)
+        return score(protocol, boxes, gts, files=files, attributes=attributes)
     if prefix or box_format != "xywh":
         raise MmtrackError(f"{protocol}: results are in the VOT long-term layout; --prefix and "
                            "--box-format apply to OTB-style result files only")

@@ -291,6 +291,25 @@ def _foreign_globals(path: Path) -> list[str]:
         return []
 
 
+#: How torch names a global that weights-only loading refuses (``GLOBAL posix.system``).
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _unreadable(error: BaseException) -> str:
+    """Why a file is no checkpoint, in a line. torch's weights-only text opens by suggesting
+    ``weights_only=False`` (running the file's code): never advice to pass on."""
+    text = str(error).strip()
+    refused = _REFUSED_GLOBAL.findall(text)
+    if refused:
+        return (f"refused: it needs Python objects that are never loaded "
+                f"({', '.join(dict.fromkeys(refused))}); not a checkpoint of weights")
+    if "Weights only load failed" in text:
+        detail = text.partition("WeightsUnpickler error:")[2].strip().splitlines()
+        return f"not a readable PyTorch checkpoint (pickled data weights-only loading refuses: {detail[0] if detail else 'unknown'})"
+    first = text.splitlines()[0] if text else type(error).__name__
+    return f"not a readable PyTorch checkpoint ({first})"
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file.
 
@@ -301,7 +320,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
-    readable = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError)
+    # Random or truncated bytes fail deep inside the unpickler with almost any exception type
+    # (IndexError, KeyError, struct and zip errors): all of them mean "not a readable file".
+    readable = (Exception,)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except readable as error:
@@ -311,9 +332,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                 raise
             with torch.serialization.safe_globals([(ForeignObject, name) for name in foreign]):
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except (*readable, TypeError) as error:  # TypeError: a placeholder where a tensor type was
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CheckpointError(f"checkpoint {path}: not a readable PyTorch checkpoint ({first})") from error
+        except readable as error:  # e.g. TypeError: a placeholder where a tensor type was
+            raise CheckpointError(f"checkpoint {path}: {_unreadable(error)}") from None
         logger.info("checkpoint %s: %d pickled objects of other code read as inert placeholders (%s)",
                  path, len(foreign), ", ".join(foreign))
     if not isinstance(checkpoint, dict):
@@ -355,6 +375,29 @@ def detect_format(checkpoint: Mapping[str, Any], source: str = "checkpoint") -> 
 
 
 # -- loading ----------------------------------------------------------------------------------
+
+
+def non_finite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Keys of the floating-point tensors of ``state`` that hold a NaN or an infinity."""
+    return [key for key, value in state.items()
+            if isinstance(value, Tensor) and value.is_floating_point()
+            and not bool(torch.isfinite(value).all())]
+
+
+def check_finite(state: Mapping[str, Any], source: str) -> None:
+    """Refuse weights with NaN or inf: a tracker built from them still "tracks", with boxes made
+    up by clipping NaN, and training from them diverges at once.
+
+    Raises:
+        CheckpointError: naming the file, the first keys and how many tensors are affected.
+    """
+    bad = non_finite_tensors(state)
+    if bad:
+        tensors = sum(isinstance(value, Tensor) and value.is_floating_point() for value in state.values())
+        raise CheckpointError(
+            f"checkpoint {source}: {len(bad)} of {tensors} tensors hold NaN or inf values "
+            f"(first: {', '.join(bad[:3])}); it is not usable (a run that diverged?)"
+        )
 
 
 def _summarise(keys: list[str], limit: int = 4) -> str:
@@ -565,6 +608,7 @@ def load_pretrained(
     checkpoint = read_checkpoint(path)
     source = str(path)
     format, state = detect_format(checkpoint, f"checkpoint {source}")
+    check_finite(state, source)
     log: list[str] = []
     try:
         converted = CONVERTERS[format](state, model, log)
@@ -624,6 +668,7 @@ def load_model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, dict
             f"checkpoint {source} is an {format} checkpoint without a model description; build the "
             "model from a recipe and load it with load_pretrained()"
         )
+    check_finite(state, source)
     kind, config = checkpoint.get("kind"), checkpoint.get("model_config")
     if kind not in MODEL_KINDS or not isinstance(config, dict):
         raise CheckpointError(f"checkpoint {source}: kind {kind!r} / model_config do not describe a known model")

@@ -266,7 +266,7 @@ class Tracker:
         height, width = frames[0].shape[:2]
         for adapter, frame in zip(self.adapters, frames):
             if frame.shape[:2] != (height, width):
-                raise ValueError(
+                raise DataError(
                     f"{adapter.name} frame is {frame.shape[1]}x{frame.shape[0]}, the rgb frame "
                     f"{width}x{height}; modalities must be aligned"
                 )
@@ -341,6 +341,12 @@ class Tracker:
             confidence = float(scores[0])
         in_crop = np.array([cx - 0.5 * w, cy - 0.5 * h, w, h])
         box = map_box_back(in_crop, window, normalised=True)
+        if not (np.all(np.isfinite(box)) and math.isfinite(confidence)):
+            # clipping would turn NaN into a plausible box: a made-up result, not an error
+            raise MmtrackError(
+                f"the model produced a non-finite box ({box.tolist()}, confidence {confidence}): "
+                "its weights or its input frames hold NaN or inf"
+            )
         self.state = clip_box(box, height, width, margin=CLIP_MARGIN)
         return self.state.copy(), confidence
 
@@ -414,6 +420,18 @@ def initial_box(sequence: Sequence) -> np.ndarray:
     return box
 
 
+def _check_initial_box(box: np.ndarray, frame: np.ndarray, sequence: Sequence) -> None:
+    """A first box that does not overlap the first frame cannot start a tracker: its template
+    would be padding only, and every later box and score would be made up."""
+    height, width = frame.shape[:2]
+    x, y, w, h = box
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise DataError(
+            f"{sequence.where}: the first ground-truth box {box.tolist()} lies outside the first "
+            f"frame ({width}x{height}); check the ground-truth file and its box format"
+        )
+
+
 def run_sequence(
     tracker: Tracker, sequence: Sequence, adapters: SequenceOf[ModalityAdapter] | None = None
 ) -> SequenceResult:
@@ -438,10 +456,17 @@ def run_sequence(
     for index in range(n):
         frames = [adapter.read(sequence, index) for adapter in adapters]
         start = time.perf_counter()
-        if index == 0:
-            tracker.initialize(frames, boxes[0])
-        else:
-            boxes[index], confidences[index] = tracker.track(frames)
+        try:
+            if index == 0:
+                _check_initial_box(boxes[0], frames[0], sequence)
+                tracker.initialize(frames, boxes[0])
+            else:
+                boxes[index], confidences[index] = tracker.track(frames)
+        except MmtrackError as error:
+            if str(error).startswith(sequence.where):
+                raise
+            kind = DataError if isinstance(error, DataError) else MmtrackError
+            raise kind(f"{sequence.where}, frame {index + 1}: {error}") from None
         times[index] = time.perf_counter() - start
     if not np.all(np.isfinite(boxes)):  # a model producing NaN is a bug, not a result
         raise RuntimeError(f"{sequence.where}: the tracker produced non-finite boxes")

@@ -29,7 +29,7 @@ GENERATOR_VERSION = 1
 class ContentOptions(BaseModel):
     """How the scenes look and how hard they are (the ``content`` sub-section)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     distractors: tuple[int, int] = Field(
         (2, 4),

@@ -543,3 +543,219 @@ def test_a_student_initialised_from_its_teacher_is_a_normal_event(synthetic_root
     [record] = [r for r in caplog.records if "initialised from" in r.getMessage()]
     assert record.levelno == logging.INFO
     assert "unused" in record.getMessage() or "prompt" in record.getMessage()
+
+
+# -- issue 18: signals at any point resume bit-identically; the run folder is never lost -------
+
+_STRAIGHT: dict[int, Path] = {}
+
+
+def _straight_run(recipe, root: Path, accumulate: int) -> Path:
+    """The uninterrupted teacher run of ``recipe`` (made once per accumulation setting)."""
+    if accumulate not in _STRAIGHT:
+        _STRAIGHT[accumulate] = train(recipe, stage="teacher", run_dir=root / f"straight-{accumulate}")
+    return _STRAIGHT[accumulate]
+
+
+def _full_state(path: Path) -> dict[str, torch.Tensor]:
+    """Weights, buffers (BatchNorm statistics and counters) and optimiser state of a checkpoint."""
+    state = load_checkpoint(path)
+    out = {f"model.{key}": value for key, value in state["model"].items()}
+    for index, values in state["optimizer"]["state"].items():
+        out.update({f"optimizer.{index}.{key}": value for key, value in values.items()
+                    if isinstance(value, torch.Tensor)})
+    return out
+
+
+def assert_same_state(expected: Path, got: Path) -> None:
+    a, b = _full_state(expected), _full_state(got)
+    assert a.keys() == b.keys()
+    different = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not different, different[:5]
+
+
+@pytest.mark.parametrize("point, accumulate", [
+    ("before_forward", 1), ("after_forward", 1), ("after_forward", 2), ("during_validation", 1),
+    ("during_update", 2),
+])
+def test_a_signal_at_any_point_resumes_bit_identically(synthetic_root, tmp_path_factory, monkeypatch,
+                                                       point, accumulate):
+    """SIGTERM before a micro-batch's forward, right after it (the BatchNorm statistics have
+    moved), in the middle of a gradient accumulation, or during validation: the resumed run ends
+    with exactly the weights, BatchNorm buffers and optimiser state of the uninterrupted one."""
+    import signal
+
+    import mmtrack_kd.engine.trainer as trainer_module
+
+    root = tmp_path_factory.getbasetemp() / "signal-points"
+    recipe = validate_recipe(recipe_data(synthetic_root, root, **{"teacher.optim.accumulate": accumulate}))
+    straight = _straight_run(recipe, root, accumulate)
+    run = root / f"{point}-{accumulate}"
+    fired = {"done": False}
+
+    def fire(trainer) -> None:
+        # mid second epoch, on the first micro-batch of an update when accumulating
+        if not fired["done"] and trainer.progress.update == 5 and trainer.progress.batch_in_epoch % accumulate == 0:
+            fired["done"] = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    if point == "before_forward":
+        original_move = trainer_module.to_device
+        current: dict[str, StageTrainer] = {}
+        original_check = StageTrainer._check_stop
+
+        def remember(self):
+            current["trainer"] = self
+            return original_check(self)
+
+        def moved(batch, device):
+            if "trainer" in current:
+                fire(current["trainer"])
+            return original_move(batch, device)
+
+        monkeypatch.setattr(StageTrainer, "_check_stop", remember)
+        monkeypatch.setattr(trainer_module, "to_device", moved)
+    elif point in ("after_forward", "during_update"):
+        original_forward = StageTrainer._forward_loss
+
+        def forward(self, batch, keep_ratio):
+            result = original_forward(self, batch, keep_ratio)
+            if point == "after_forward" or self.progress.batch_in_epoch % accumulate == accumulate - 1:
+                if point == "during_update":
+                    if not fired["done"] and self.progress.update == 5:
+                        fired["done"] = True
+                        os.kill(os.getpid(), signal.SIGTERM)
+                else:
+                    fire(self)
+            return result
+
+        monkeypatch.setattr(StageTrainer, "_forward_loss", forward)
+    else:
+        original_validate = StageTrainer.validate
+
+        def validate(self):
+            if not fired["done"] and self.progress.update == 4:
+                fired["done"] = True
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original_validate(self)
+
+        monkeypatch.setattr(StageTrainer, "validate", validate)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, stage="teacher", run_dir=run)
+    assert fired["done"]
+    monkeypatch.undo()
+    train(recipe, stage="teacher", run_dir=run, resume=True)
+    assert_same_state(straight / "teacher" / "last.pt", run / "teacher" / "last.pt")
+    best, got = weights(straight / "teacher" / "best.pt"), weights(run / "teacher" / "best.pt")
+    assert all(torch.equal(best[key], got[key]) for key in best)
+
+
+def test_a_signal_between_stages_resumes_the_student_bit_identically(synthetic_root, tmp_path, monkeypatch):
+    import signal
+
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
+    straight = train(recipe, run_dir=tmp_path / "straight")
+    original = StageTrainer.save
+
+    def signal_when_the_teacher_is_done(self, name, *args, **kwargs):
+        path = original(self, name, *args, **kwargs)
+        if self.stage == "teacher" and self.progress.finished:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return path
+
+    monkeypatch.setattr(StageTrainer, "save", signal_when_the_teacher_is_done)
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, run_dir=tmp_path / "run")
+    monkeypatch.undo()
+    train(recipe, run_dir=tmp_path / "run", resume=True)
+    for stage in ("teacher", "student"):
+        assert_same_state(straight / stage / "last.pt", tmp_path / "run" / stage / "last.pt")
+
+
+class _Killed(BaseException):
+    """Stands for kill -9: nothing after it runs, no handler saves anything."""
+
+
+def test_a_kill_between_best_and_last_is_recovered_on_resume(synthetic_root, tmp_path, monkeypatch):
+    """Whichever checkpoint of the epoch's pair is written first, a kill right after it must
+    leave a run whose resume ends with the uninterrupted run's best.pt and last.pt."""
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
+    straight = train(recipe, stage="teacher", run_dir=tmp_path / "straight")
+    original = StageTrainer.save
+
+    def killed_after_the_first_of_the_pair(self, name, *args, **kwargs):
+        path = original(self, name, *args, **kwargs)
+        if self.progress.epoch == 1 and not self.progress.finished:
+            raise _Killed
+        return path
+
+    monkeypatch.setattr(StageTrainer, "save", killed_after_the_first_of_the_pair)
+    with pytest.raises(_Killed):
+        train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    monkeypatch.undo()
+    train(recipe, stage="teacher", run_dir=tmp_path / "run", resume=True)
+    for name in ("best.pt", "last.pt"):
+        expected, got = load_checkpoint(straight / "teacher" / name), load_checkpoint(tmp_path / "run" / "teacher" / name)
+        assert expected["progress"] == got["progress"], name
+        for key in expected["model"]:
+            assert torch.equal(expected["model"][key], got["model"][key]), (name, key)
+
+
+def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch):
+    """The loss of the update that breaks the weights is still finite; the checkpoint after it
+    is refused, and the one named as last good holds finite tensors only."""
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
+    original = StageTrainer._update
+
+    def poisoning_update(self):
+        original(self)
+        if self.progress.update == 3:
+            with torch.no_grad():
+                next(unwrap_model(self).parameters()).fill_(float("inf"))
+
+    def unwrap_model(trainer):
+        from mmtrack_kd.engine.trainer import unwrap
+
+        return unwrap(trainer.model)
+
+    monkeypatch.setattr(StageTrainer, "_update", poisoning_update)
+    with pytest.raises(TrainingStopped) as error:
+        train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    message = str(error.value)
+    last = tmp_path / "run" / "teacher" / "last.pt"
+    assert "non-finite" in message and f"Last good checkpoint: {last}" in message
+    state = load_checkpoint(last)
+    assert state["progress"]["update"] == 2
+    assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())
+
+
+def test_a_refused_run_leaves_the_run_folder_as_it_was(synthetic_root, tmp_path):
+    """A fresh start over an existing run, or a --resume that does not fit, is refused before
+    recipe.yaml and env.json are touched."""
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
+    run = train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    before = {name: (run / name).read_bytes() for name in ("recipe.yaml", "env.json")}
+    other = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1,
+                                                                     "model.head_channels": 16}))
+    with pytest.raises(MmtrackError, match="pass --resume"):
+        train(other, stage="teacher", run_dir=run)
+    with pytest.raises(MmtrackError, match="different model configuration"):
+        train(other, stage="teacher", run_dir=run, resume=True)
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_resume_from_a_weights_only_checkpoint_is_a_clear_error(synthetic_root, tmp_path):
+    import shutil
+
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
+    run = train(recipe, stage="teacher", run_dir=tmp_path / "run")
+    shutil.copy(run / "teacher" / "best.pt", run / "teacher" / "last.pt")
+    with pytest.raises(MmtrackError, match=r"last.pt cannot be resumed from: it holds no optimizer"):
+        train(recipe, stage="teacher", run_dir=run, resume=True)
+
+
+def test_an_output_dir_that_is_a_file_is_a_clear_error(synthetic_root, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    recipe = validate_recipe(recipe_data(synthetic_root, tmp_path / "file"))
+    with pytest.raises(MmtrackError, match=r"is a file, not a folder"):
+        train(recipe, stage="teacher")

@@ -36,9 +36,9 @@ TINY_DATA = dict(n_train=1, n_test=3, frames=12, width=96, height=72, workers=1)
 AUX = {"lasher": "thermal", "depthtrack": "depth"}
 
 
-def write_checkpoint(path: Path, kind: str = "student", aux: str = "thermal") -> Path:
+def write_checkpoint(path: Path, kind: str = "student", aux: str = "thermal", seed: int = 0) -> Path:
     """A tiny model's checkpoint in the trainer's payload format."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = build_model(kind, dict(TINY_MODEL))
     payload = {
         "format": "mmtrack-kd", "version": 1, "kind": kind, "stage": kind,
@@ -103,6 +103,63 @@ def test_otb_layout_one_worker_resume_and_score_without_images(tmp_path, lasher_
     # the same numbers from the folder alone, without frames
     scored = score_folders([folder], lasher_data)
     assert scored["synthetic"].scores == pytest.approx(first.scores)
+
+
+def _boxes(folder: Path, names) -> dict[str, np.ndarray]:
+    return {name: read_otb_result(otb_result_path(folder, name)) for name in names}
+
+
+def test_results_of_another_checkpoint_or_setting_are_moved_aside_not_reused(tmp_path, lasher_data, caplog):
+    """A retrained checkpoint at the same path (or other tracker settings under the same name)
+    never reuses the old boxes: the old folder is moved aside, the log names what differs, and
+    the new folder holds only the new model's boxes, equal to a fresh evaluation's."""
+    names = lasher_data.list_sequences()
+    path = write_checkpoint(tmp_path / "run" / "best.pt", seed=0)
+    entries = [("synthetic", lasher_data)]
+    evaluate_checkpoint(path, entries, tmp_path / "out", tracker_name="tiny", progress=False)
+    folder = tmp_path / "out" / "tiny" / "synthetic"
+    old = _boxes(folder, names)
+    recorded = json.loads((folder / "provenance.json").read_text())
+    assert recorded["dataset"] == "synthetic" and recorded["split"] == "test"
+    assert recorded["root"] == str(Path(lasher_data.root).resolve())
+    assert len(recorded["checkpoint_sha256"]) == 64
+
+    write_checkpoint(path, seed=1)  # retrained in place
+    otb_result_path(folder, names[2]).unlink()  # and a half-finished earlier evaluation
+    with caplog.at_level("WARNING"):
+        evaluate_checkpoint(path, entries, tmp_path / "out", tracker_name="tiny", progress=False)
+    assert "checkpoint_sha256" in caplog.text and "moved them to" in caplog.text
+    fresh_path = write_checkpoint(tmp_path / "fresh" / "best.pt", seed=1)
+    evaluate_checkpoint(fresh_path, entries, tmp_path / "fresh-out", tracker_name="tiny", progress=False)
+    new, fresh = _boxes(folder, names), _boxes(tmp_path / "fresh-out" / "tiny" / "synthetic", names)
+    for name in names:
+        np.testing.assert_array_equal(new[name], fresh[name])
+    assert any(not np.array_equal(old[name], new[name]) for name in names)
+    (stale,) = (tmp_path / "out" / "tiny").glob("synthetic.stale-*")  # nothing lost
+    assert _boxes(stale, names[:2]).keys() == set(names[:2])
+
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # same everything: reused, nothing said
+        evaluate_checkpoint(path, entries, tmp_path / "out", tracker_name="tiny", progress=False)
+    assert "moved" not in caplog.text
+    with caplog.at_level("WARNING"):  # other settings under the same name
+        evaluate_checkpoint(path, entries, tmp_path / "out", tracker_name="tiny", progress=False,
+                            settings=TrackerSettings(hann_window=False))
+    assert "tracker" in caplog.text and "hann_window" in caplog.text
+
+
+def test_results_without_provenance_are_not_trusted(tmp_path, lasher_data, caplog):
+    names = lasher_data.list_sequences()
+    path = write_checkpoint(tmp_path / "tiny.pt")
+    folder = tmp_path / "out" / "tiny" / "synthetic"
+    for name in names:  # someone else's boxes, no record of what wrote them
+        gt = lasher_data.load_groundtruth(name).boxes
+        otb_result_path(folder, name).parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(otb_result_path(folder, name), gt, delimiter=",", fmt="%.2f")
+    with caplog.at_level("WARNING"):
+        result = evaluate_checkpoint(path, [("synthetic", lasher_data)], tmp_path / "out", progress=False)
+    assert "no provenance.json" in caplog.text
+    assert result["synthetic"].scores["SR"] < 0.99  # not the ground truth's perfect score
 
 
 def test_two_workers_match_one_worker(tmp_path, lasher_data):
@@ -335,3 +392,28 @@ def test_tracking_progress_goes_into_the_log_off_a_terminal(tmp_path, lasher_dat
                             tracker_name="tiny", progress=True)
     lines = [r.getMessage() for r in caplog.records if "tracked sequence" in r.getMessage()]
     assert lines and lines[-1].startswith("tiny: tracked sequence 3 of 3")
+
+
+def test_benchmark_plugins_travel_to_worker_processes(lasher_data):
+    """``evaluate --workers N`` pickles each dataset plugin for its workers: the real layouts'
+    plugins (a frame-folder cache inside) must survive the trip and read the same sequences."""
+    import pickle
+
+    (name, plugin), = resolve_datasets(["lasher"], None, root=lasher_data.root)
+    plugin.load_sequence(plugin.list_sequences()[0])  # fills the cache
+    copy = pickle.loads(pickle.dumps(plugin))
+    assert copy.list_sequences() == plugin.list_sequences()
+    first = plugin.list_sequences()[0]
+    assert copy.load_sequence(first).frames == plugin.load_sequence(first).frames
+
+
+def test_a_bad_checkpoint_with_several_workers_is_one_message(tmp_path, lasher_data):
+    """Read before any worker starts: a failing worker initialiser would break the pool."""
+    from mmtrack_kd.errors import CheckpointError
+
+    path = write_checkpoint(tmp_path / "nan.pt")
+    state = torch.load(path, weights_only=True)
+    state["model"]["fusion.reduce.weight"][0, 0] = float("nan")
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"nan.pt: 1 of \d+ tensors hold NaN or inf.*fusion.reduce.weight"):
+        evaluate_checkpoint(path, [("synthetic", lasher_data)], tmp_path / "out", workers=2, progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +29,34 @@ WHERE = "lasher/boy`s 'head'"
 def test_parse_boxes_accepts_commas_spaces_tabs_nan_and_trailing_blank_lines(tmp_path: Path):
     path = tmp_path / "gt.txt"
     path.write_text("1,2,3,4\n5 6 7 8\n9\t10\t11\t12\r\nnan,nan,nan,nan\n1.5, 2.5, 3.5, 4.5\n\n\n")
-    boxes = parse_boxes(path, WHERE)
+    boxes = parse_boxes(path, WHERE, nan_rows=True)  # a layout that marks absence with NaN
     assert boxes.dtype == np.float64 and boxes.shape == (5, 4)
     np.testing.assert_array_equal(boxes[:3], [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]])
     assert np.isnan(boxes[3]).all()
     np.testing.assert_array_equal(boxes[4], [1.5, 2.5, 3.5, 4.5])
     assert valid_boxes(boxes).tolist() == [True, True, True, False, True]
+
+
+def test_boxes_no_annotator_writes_are_named_by_line_in_a_warning(tmp_path: Path):
+    """NaN rows (where the layout marks absence otherwise), negative sizes, infinities and
+    partly-NaN rows would be read as "target absent" and move the scores: each is named."""
+    from plugins.common import DatasetWarning
+
+    path = tmp_path / "gt.txt"
+    path.write_text("1,2,3,4\nnan,nan,nan,nan\n5,6,-7,8\n1,2,inf,4\n1,nan,3,4\n0,0,0,0\n")
+    with pytest.warns(DatasetWarning) as caught:
+        boxes = parse_boxes(path, WHERE)
+    (warning,) = caught
+    message = str(warning.message)
+    assert str(path) in message and "4 box(es)" in message
+    assert "line 2: a NaN row" in message and "line 3: a negative size" in message
+    assert "line 4: an infinite value" in message and "and 1 more" in message
+    assert valid_boxes(boxes).tolist() == [True, False, False, False, False, False]
+    quiet = tmp_path / "ok.txt"
+    quiet.write_text("1,2,3,4\nnan,nan,nan,nan\n0,0,0,0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN rows where the layout means them; 0,0,0,0 always
+        parse_boxes(quiet, WHERE, nan_rows=True)
 
 
 def test_parse_boxes_converts_corners_without_plus_one_and_polygons(tmp_path: Path):
