@@ -239,7 +239,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                                          device=args.device)
             _print_rows(f"boxes at bf16 and int8 against fp32 ({args.checkpoint}, {result['sequences']} "
                         f"sequences, {result['frames']} frames)", agreement_rows(result),
-                        ["precision", "PR", "SR", "mean IoU to fp32", "frames IoU>=0.9", "ms/frame", "error"])
+                        ["precision", "scores", "mean IoU to fp32", "frames IoU>=0.9", "ms/frame", "error"])
             figures.update(result)
         elif args.what == "data":
             from mmtrack_kd.engine.bench import loader_figures, step_figures

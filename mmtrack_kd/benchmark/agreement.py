@@ -6,8 +6,9 @@ sequences (each of the recipe's ``evaluate.datasets``), once per precision, from
 box. Per precision it reports, against the float32 run of the same sequences:
 
 * ``mean_iou_to_fp32`` and the share of frames whose box overlaps float32's by IoU >= 0.9 / 0.5;
-* ``PR`` (centre error <= 20 px) and ``SR`` (success AUC over IoU thresholds 0..1) against the
-  ground truth, beside float32's own, so an accuracy change reads directly;
+* the dataset's own protocol scores (``scores``, in percent: LasHeR's PR / NPR / SR, DepthTrack's
+  Pr / Re / F, ...) against the ground truth, beside float32's, so an accuracy change reads
+  directly;
 * the tracker's median seconds per frame (reading frames from disk is not timed).
 
 A tracker that drifts once diverges for the rest of its sequence, so IoU to float32 is a
@@ -21,24 +22,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmtrack_kd.evaluation.metrics import centre_error, iou
+from mmtrack_kd.evaluation.groundtruth import GroundTruth
+from mmtrack_kd.evaluation.metrics import iou
+from mmtrack_kd.evaluation.protocols import score
 from mmtrack_kd.tracking.tracker import Tracker, TrackerSettings, run_sequence
 
 log = logging.getLogger(__name__)
-
-PR_PIXELS = 20.0
-SUCCESS_THRESHOLDS = np.linspace(0.0, 1.0, 21)
-
-
-def _scores(boxes: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """PR at 20 px and success AUC of ``boxes`` against ``truth``, over frames with a target."""
-    visible = np.all(np.isfinite(truth), axis=1) & (truth[:, 2] > 0) & (truth[:, 3] > 0)
-    if not visible.any():
-        return float("nan"), float("nan")
-    errors = centre_error(boxes[visible], truth[visible])
-    overlaps = iou(boxes[visible], truth[visible])
-    success = [(overlaps > threshold).mean() for threshold in SUCCESS_THRESHOLDS]
-    return float((errors <= PR_PIXELS).mean()), float(np.mean(success))
 
 
 def precision_agreement(
@@ -64,33 +53,43 @@ def precision_agreement(
                 raise
             trackers[precision] = {"error": f"{type(error).__name__}: {error}"}
     boxes: dict[str, list[np.ndarray]] = {precision: [] for precision in runs}
+    confidences: dict[str, list[np.ndarray]] = {precision: [] for precision in runs}
     times: dict[str, list[np.ndarray]] = {precision: [] for precision in runs}
-    truths: list[np.ndarray] = []
     names: list[str] = []
+    # per dataset: its protocol and the slice of ``names`` it covers
+    spans: list[tuple[str, list[GroundTruth], slice]] = []
     for dataset_name, dataset in datasets:
-        sequence_names = dataset.list_sequences()[:max_sequences]
-        for name in sequence_names:
+        truths = []
+        start = len(names)
+        for name in dataset.list_sequences()[:max_sequences]:
             sequence = dataset.load_sequence(name)
             log.info("agreement: %s/%s", dataset_name, name)
             names.append(f"{dataset_name}/{name}")
-            truths.append(np.asarray(sequence.boxes, dtype=np.float64))
+            truths.append(GroundTruth.from_sequence(sequence))
             for precision, tracker in trackers.items():
                 if isinstance(tracker, dict):
                     continue
                 result = run_sequence(tracker, sequence)
                 boxes[precision].append(result.boxes)
+                confidences[precision].append(result.confidences)
                 times[precision].append(result.times[1:])
+        spans.append((str(dataset.protocol), truths, slice(start, len(names))))
     out: dict[str, Any] = {"what": "agreement", "checkpoint": str(checkpoint), "sequences": len(names),
-                           "frames": int(sum(len(t) for t in truths))}
+                           "frames": int(sum(len(b) for b in boxes["fp32"]))}
     reference = boxes["fp32"]
     for precision, tracker in trackers.items():
         if isinstance(tracker, dict):
             out[precision] = tracker
             continue
-        scores = [_scores(b, t) for b, t in zip(boxes[precision], truths)]
+        scores: dict[str, float] = {}
+        for protocol, truths, span in spans:
+            result = score(protocol, {gt.name: b for gt, b in zip(truths, boxes[precision][span])}, truths,
+                           confidences={gt.name: c for gt, c in zip(truths, confidences[precision][span])},
+                           attributes=False)
+            prefix = f"{protocol} " if len(spans) > 1 else ""
+            scores.update({f"{prefix}{key}": float(value) * 100 for key, value in result.scores.items()})
         row: dict[str, Any] = {
-            "PR": float(np.nanmean([s[0] for s in scores])) * 100,
-            "SR": float(np.nanmean([s[1] for s in scores])) * 100,
+            "scores": scores,
             "median_frame_s": float(np.median(np.concatenate(times[precision]))) if names else float("nan"),
         }
         if precision != "fp32":
@@ -117,7 +116,8 @@ def agreement_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         if "error" in row:
             rows.append({"precision": precision, "error": row["error"]})
             continue
-        rows.append({"precision": precision, "PR": round(row["PR"], 1), "SR": round(row["SR"], 1),
+        rows.append({"precision": precision,
+                     "scores": ", ".join(f"{key} {value:.1f}" for key, value in row["scores"].items()),
                      "mean IoU to fp32": round(row.get("mean_iou_to_fp32", 1.0), 3),
                      "frames IoU>=0.9": round(row.get("frames_iou_0_9", 1.0), 3),
                      "ms/frame": round(row["median_frame_s"] * 1e3, 2)})

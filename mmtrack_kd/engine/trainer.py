@@ -167,6 +167,9 @@ class StageTrainer:
         self.resume = resume
         self.optim: OptimConfig = recipe.teacher.optim if stage == "teacher" else recipe.student.optim
         self.teacher_checkpoint = teacher_checkpoint
+        depth = recipe.model.backbone.depth
+        #: (student block, teacher block) pairs of feature distillation, 1-indexed
+        self.pairs = recipe.distill.feature.resolve_pairs(depth, recipe.student.shape.resolve_blocks(depth))
         world, accumulate = ctx.world_size, self.optim.accumulate
         if self.optim.batch_size % (world * accumulate):
             raise MmtrackError(
@@ -231,7 +234,7 @@ class StageTrainer:
             self.criterion = DistillationLoss(
                 tracking,
                 FeatureDistillLoss(
-                    layers=[student_block for student_block, _ in self.feature_pairs()] or [1],
+                    layers=[student_block for student_block, _ in self.pairs] or [1],
                     weighting=feature.weighting,
                     weight=feature.weight,
                 ),
@@ -291,11 +294,6 @@ class StageTrainer:
         if blocks == list(range(1, depth + 1)):
             return None  # the full-depth student: blocks load by their own numbers
         return [block - 1 for block in blocks]
-
-    def feature_pairs(self) -> list[tuple[int, int]]:
-        """``(student block, teacher block)`` pairs of feature distillation (1-indexed)."""
-        depth = self.recipe.model.backbone.depth
-        return self.recipe.distill.feature.resolve_pairs(depth, self.recipe.student.shape.resolve_blocks(depth))
 
     def _declared_parts(self, format: str) -> tuple[list[str], list[str]]:
         """The parts that may start fresh and the parts of the file that may go unused when this
@@ -542,7 +540,7 @@ class StageTrainer:
             student = unwrap(self.model)
             targets["features"] = {
                 student_block: student.teacher_target(student_block, teacher_output.features[teacher_block - 1])
-                for student_block, teacher_block in self.feature_pairs()
+                for student_block, teacher_block in self.pairs
             }
         return targets
 

@@ -463,7 +463,7 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     teacher = weights(teacher_path)
     trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(), teacher_checkpoint=teacher_path)
     trainer._build()
-    assert trainer.feature_pairs() == pairs
+    assert trainer.pairs == pairs
     student = trainer.model.state_dict()
     blocks = recipe.student.shape.resolve_blocks(2)
     for target, source in enumerate(blocks):
@@ -545,7 +545,7 @@ def test_a_student_initialised_from_its_teacher_is_a_normal_event(synthetic_root
     assert "unused" in record.getMessage() or "prompt" in record.getMessage()
 
 
-# -- issue 18: signals at any point resume bit-identically; the run folder is never lost -------
+# -- signals at any point resume bit-identically; the run folder is never lost --------------
 
 _STRAIGHT: dict[int, Path] = {}
 

@@ -9,14 +9,17 @@ import pytest
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
-from mmtrack_kd.benchmark import agreement
 from mmtrack_kd.benchmark.agreement import agreement_rows, precision_agreement
 from mmtrack_kd.data import Sequence
 from mmtrack_kd.errors import MmtrackError
-from mmtrack_kd.tracking import Tracker, TrackerSettings
+from mmtrack_kd.evaluation.groundtruth import GroundTruth
+from mmtrack_kd.evaluation.protocols import score
+from mmtrack_kd.tracking import Tracker, TrackerSettings, run_sequence
 
 
 class FakeDataset:
+    protocol = "lasher"
+
     def __init__(self, sequences: dict[str, Sequence]) -> None:
         self.sequences = sequences
 
@@ -70,7 +73,7 @@ def test_agreement_of_an_identical_model_is_perfect(tmp_path, make_checkpoint, s
     assert result["sequences"] == 2 and result["frames"] == 12
     int8, fp32 = result["int8"], result["fp32"]
     assert int8["mean_iou_to_fp32"] == 1.0 and int8["frames_iou_0_9"] == 1.0
-    assert int8["PR"] == fp32["PR"] and int8["SR"] == fp32["SR"]
+    assert int8["scores"] == fp32["scores"] and set(fp32["scores"]) == {"PR", "NPR", "SR"}
     assert set(int8["per_sequence"]) == {"fake/seq0", "fake/seq1"}
 
     def shrunk(model):
@@ -86,10 +89,16 @@ def test_agreement_of_an_identical_model_is_perfect(tmp_path, make_checkpoint, s
     assert [row["precision"] for row in rows] == ["fp32", "int8"]
 
 
-def test_agreement_scores_follow_the_ground_truth() -> None:
-    truth = np.array([[10, 10, 20, 20], [10, 10, 20, 20], [0, 0, 0, 0]], dtype=float)  # last: absent
-    # identical boxes: IoU 1 passes every threshold below 1 (20 of 21); the absent frame is skipped
-    assert agreement._scores(truth.copy(), truth) == (1.0, pytest.approx(20 / 21))
-    far = truth.copy()
-    far[:, :2] += 100
-    assert agreement._scores(far, truth) == (0.0, 0.0)
+def test_agreement_scores_are_the_datasets_protocol(tmp_path, make_checkpoint, scene_frames, folder_writer) -> None:
+    """The scores are the dataset's own protocol on the tracked boxes, in percent."""
+    dataset = _dataset(tmp_path, scene_frames, folder_writer)
+    checkpoint = make_checkpoint()
+    result = precision_agreement(str(checkpoint), [("fake", dataset)], precisions=())
+    tracker = Tracker.from_checkpoint(checkpoint)
+    truths = [GroundTruth.from_sequence(dataset.load_sequence(n)) for n in dataset.list_sequences()]
+    boxes = {gt.name: run_sequence(tracker, dataset.load_sequence(gt.name)).boxes for gt in truths}
+    expected = score("lasher", boxes, truths, attributes=False).scores
+    assert result["fp32"]["scores"] == pytest.approx({k: v * 100 for k, v in expected.items()})
+    # a perfect tracker scores 100 on every headline of the protocol
+    perfect = score("lasher", {gt.name: gt.boxes for gt in truths}, truths, attributes=False).scores
+    assert perfect["PR"] == 1.0 and perfect["SR"] > 0.9
