@@ -401,12 +401,9 @@ def _parameters(checkpoint: Path) -> int | None:
 
 
 def _result_boxes(folder: Path, protocol: str, sequence: str) -> np.ndarray:
-    from mmtrack_kd.evaluation.results_io import otb_result_path, read_otb_result, read_vot_longterm_result
-    from mmtrack_kd.evaluation.scoring import layout_for
+    from mmtrack_kd.evaluation.protocols import get_protocol
 
-    if layout_for(protocol) == "otb":
-        return read_otb_result(otb_result_path(folder, sequence))
-    return read_vot_longterm_result(folder, sequence).boxes
+    return get_protocol(protocol).result_layout.read(folder, [sequence]).boxes[sequence]
 
 
 def stream_reliance(dataset: Any, folder: Path) -> dict[str, dict[str, float]] | None:

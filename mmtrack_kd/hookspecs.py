@@ -31,3 +31,9 @@ def mmtrack_kd_register_modalities(register: Callable[[type], None]) -> None:
 @hookspec
 def mmtrack_kd_register_datasets(register: Callable[[type], None]) -> None:
     """Register dataset plugins: subclasses of ``mmtrack_kd.data.DatasetPlugin``."""
+
+
+@hookspec
+def mmtrack_kd_register_protocols(register: Callable[[type], None]) -> None:
+    """Register scoring protocols: subclasses of ``mmtrack_kd.evaluation.protocols.Protocol``
+    that construct without arguments; a dataset plugin names one in its ``protocol``."""

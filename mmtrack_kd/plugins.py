@@ -1,9 +1,11 @@
-"""Plugin discovery and the registries of modality adapters and dataset plugins.
+"""Plugin discovery and the registries of modality adapters, dataset plugins and scoring
+protocols.
 
 Every plugin, the built-in ones included, is an entry point of the ``mmtrack_kd`` group, so the
 path a third-party package takes is the path every run takes. The environment variable
 ``MMTRACK_KD_PLUGINS`` (comma-separated entry-point names; empty for none) narrows what loads;
-the ``rgb`` adapter, which every run needs, loads whenever the variable names any plugin.
+the ``rgb`` adapter and the built-in ``protocols``, which every run needs, load whenever the
+variable names any plugin.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import difflib
 import functools
 import logging
+import os
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
 import pluggy
 
@@ -22,17 +25,20 @@ from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin
 from mmtrack_kd.data.modality import AdapterOptions, ModalityAdapter
 from mmtrack_kd.errors import PluginError
 
+if TYPE_CHECKING:  # see _interface: evaluation sits above this registry
+    from mmtrack_kd.evaluation.protocols.base import Protocol
+
 ENTRY_POINT_GROUP = "mmtrack_kd"
 PLUGINS_VARIABLE = "MMTRACK_KD_PLUGINS"
 
-Kind = Literal["modality", "dataset"]
+Kind = Literal["modality", "dataset", "protocol"]
 
 log = logging.getLogger(__name__)
 
 
 class MalformedPluginError(PluginError):
-    """A plugin registered something that is not a valid adapter or dataset class; that plugin
-    is withdrawn (and listed with the error), the others keep working."""
+    """A plugin registered something that is not a valid adapter, dataset or protocol class;
+    that plugin is withdrawn (and listed with the error), the others keep working."""
 
 
 @dataclass
@@ -52,12 +58,25 @@ class PluginInfo:
         return f"{self.name} ({self.distribution} {self.version})"
 
 
+def _interface(kind: Kind) -> type:
+    """The class whatever a plugin registers as ``kind`` must subclass."""
+    if kind == "protocol":
+        # The protocol interface belongs to evaluation, a layer above this registry (training
+        # and tracking load the registry too, and evaluation's scoring reads it): imported here,
+        # when a protocol is registered, so that neither import reaches upward or cycles.
+        from mmtrack_kd.evaluation.protocols.base import Protocol
+
+        return Protocol
+    return ModalityAdapter if kind == "modality" else DatasetPlugin
+
+
 class Registry:
     """What the loaded plugins registered, by kind and name, and who registered it."""
 
     def __init__(self) -> None:
         self.modalities: dict[str, type[ModalityAdapter]] = {}
         self.datasets: dict[str, type[DatasetPlugin]] = {}
+        self.protocols: dict[str, type[Protocol]] = {}
         self.plugins: list[PluginInfo] = []
         self._owners: dict[tuple[str, str], PluginInfo] = {}
 
@@ -67,7 +86,8 @@ class Registry:
         return [info for info in self.plugins if info.error]
 
     def _table(self, kind: Kind) -> dict[str, Any]:
-        return self.modalities if kind == "modality" else self.datasets
+        return {"modality": self.modalities, "dataset": self.datasets,
+                "protocol": self.protocols}[kind]
 
     def get(self, kind: Kind, name: str) -> Any:
         """The registered class of ``kind`` called ``name`` (case-insensitive when no name
@@ -98,6 +118,10 @@ class Registry:
         """The dataset plugin class called ``name``."""
         return self.get("dataset", name)
 
+    def protocol(self, name: str) -> type[Protocol]:
+        """The scoring protocol class called ``name``."""
+        return self.get("protocol", name)
+
     def owner(self, kind: Kind, name: str) -> PluginInfo:
         """The plugin that registered ``name``."""
         return self._owners[(kind, name)]
@@ -105,9 +129,7 @@ class Registry:
     def add(self, kind: Kind, cls: Any, info: PluginInfo) -> None:
         """Register ``cls`` on behalf of plugin ``info``; checks its declaration and refuses a
         name another plugin already took."""
-        base = ModalityAdapter if kind == "modality" else DatasetPlugin
-        # Both bases forbid unknown keys, so a typo in a plugin's recipe section is an error.
-        options_base = AdapterOptions if kind == "modality" else DatasetOptions
+        base = _interface(kind)
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise MalformedPluginError(
                 f"plugin {info.label} registered {cls!r} as a {kind}, which is not a subclass of "
@@ -116,7 +138,10 @@ class Registry:
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise MalformedPluginError(f"plugin {info.label}: {cls.__name__} has no `name`")
-        if not (isinstance(cls.Options, type) and issubclass(cls.Options, options_base)):
+        # Both bases forbid unknown keys, so a typo in a plugin's recipe section is an error.
+        options_base = {"modality": AdapterOptions, "dataset": DatasetOptions}.get(kind)
+        if options_base is not None and not (
+                isinstance(cls.Options, type) and issubclass(cls.Options, options_base)):
             raise MalformedPluginError(
                 f"plugin {info.label}: {cls.__name__}.Options must subclass "
                 f"{options_base.__module__}.{options_base.__name__}"
@@ -142,20 +167,19 @@ class Registry:
 
 
 #: Entry points that ``MMTRACK_KD_PLUGINS`` always loads when it names any: every run reads
-#: its RGB stream through the ``rgb`` adapter.
-ALWAYS_LOADED = ("rgb",)
+#: its RGB stream through the ``rgb`` adapter, and scores with a built-in protocol.
+ALWAYS_LOADED = ("rgb", "protocols")
 
 
 def _selected_names(only: Iterable[str] | None) -> set[str] | None:
-    import os
-
     if only is not None:
         return set(only)
     value = os.environ.get(PLUGINS_VARIABLE)
     if value is None:
         return None
     names = {part.strip() for part in value.split(",") if part.strip()}
-    # `MMTRACK_KD_PLUGINS=thermal,lasher` means "RGB-T on LasHeR", which needs rgb as well.
+    # `MMTRACK_KD_PLUGINS=thermal,lasher` means "RGB-T on LasHeR", which needs rgb (and the
+    # built-in protocols) as well.
     return names | set(ALWAYS_LOADED) if names else names
 
 
@@ -201,7 +225,7 @@ def load_registry(
     Raises:
         PluginError: two plugins register the same name. A plugin that fails to import,
             implements an unknown hook, raises in a hook or registers something that is not a
-            valid adapter or dataset class is left out, with its error in ``failures``.
+            valid adapter, dataset or protocol class is left out, with its error in ``failures``.
     """
     selected = _selected_names(only)
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -243,6 +267,7 @@ def load_registry(
     hooks: list[tuple[Kind, pluggy.HookCaller]] = [
         ("modality", pm.hook.mmtrack_kd_register_modalities),
         ("dataset", pm.hook.mmtrack_kd_register_datasets),
+        ("protocol", pm.hook.mmtrack_kd_register_protocols),
     ]
     for kind, caller in hooks:
         # Call each implementation on its own so every registration is attributed to its plugin.

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
-from mmtrack_kd.evaluation.protocols import NEEDS_CONFIDENCE, PROTOCOLS, score
+from mmtrack_kd.evaluation.protocols import get_protocol
+from mmtrack_kd.plugins import default_registry
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,10 @@ def benchmark(
     """
     gts, preds, confs = synthetic_data(sequences, frames, attributes, seed)
     figures = []
-    for name in protocols or list(PROTOCOLS):
+    for name in protocols or list(default_registry().protocols):
+        protocol = get_protocol(name)
         start = time.perf_counter()
-        score(name, preds, gts, confidences=confs if name in NEEDS_CONFIDENCE else None)
+        protocol.score(preds, gts, confidences=confs if protocol.needs_confidence else None)
         seconds = time.perf_counter() - start
         figures.append(
             BenchFigure(name, sequences, frames, seconds, sequences * frames / max(seconds, 1e-12))

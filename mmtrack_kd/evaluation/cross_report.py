@@ -29,11 +29,13 @@ from typing import Any
 
 import yaml
 
+from mmtrack_kd.console import console, error_console
+from mmtrack_kd.data.results_io import atomic_write_text
 from mmtrack_kd.errors import DataError
-from mmtrack_kd.evaluation.protocols import protocol_type
+from mmtrack_kd.evaluation.plots import figure_sheet
+from mmtrack_kd.evaluation.protocols import get_protocol
 from mmtrack_kd.evaluation.report import UNIT, format_score
 from mmtrack_kd.evaluation.result import ProtocolResult
-from mmtrack_kd.evaluation.results_io import atomic_write_text
 
 REPORT_FILE = "report.json"
 
@@ -165,7 +167,7 @@ def markdown(entries: Sequence[Entry]) -> str:
              "Headline score of each dataset's protocol:", ""]
     rows = []
     for entry in entries:
-        key = protocol_type(entry.protocol).headline_score
+        key = get_protocol(entry.protocol).headline_score
         rows.append([entry.tracker, entry.label, entry.modality, key,
                      format_score(entry.result.scores.get(key, float("nan")))])
     lines += _markdown_table(["tracker", "dataset", "aux", "score", UNIT], rows, {4})
@@ -187,7 +189,7 @@ def report_dict(entries: Sequence[Entry]) -> dict[str, Any]:
     """Plain data of the report: one row per tracker and dataset, scores in percent."""
     rows = []
     for entry in entries:
-        protocol = protocol_type(entry.protocol)
+        protocol = get_protocol(entry.protocol)
         key = protocol.headline_score
         value = entry.result.scores.get(key, float("nan"))
         rows.append({
@@ -224,8 +226,6 @@ def write_report(
                                   json.dumps(report_dict(entries), indent=1, allow_nan=False) + "\n"),
     }
     if figures:
-        from mmtrack_kd.evaluation.plots import figure_sheet
-
         modalities: dict[str, set[str]] = {}
         for entry in entries:
             modalities.setdefault(entry.label, set()).add(entry.modality)
@@ -247,8 +247,6 @@ def run_report(
     Raises:
         DataError: no path holds a report (every problem listed).
     """
-    from mmtrack_kd.console import console, error_console
-
     entries, problems = collect(paths)
     if not entries:
         raise DataError("no evaluation report to compare:\n" + "\n".join(f"  {p}" for p in problems))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmtrack_kd.evaluation.protocols import Panel, protocol_type
+from mmtrack_kd.evaluation.protocols import Panel, get_protocol
 from mmtrack_kd.evaluation.result import ProtocolResult
 
 TITLES = {
@@ -28,6 +28,7 @@ TITLES = {
 
 
 def _pyplot():  # noqa: ANN202
+    # matplotlib loads in about a second: only when a figure is drawn, not with the reports
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -42,9 +43,9 @@ def _safe(name: str) -> str:
 
 def legend_score(result: ProtocolResult, curve: str) -> float:
     """The headline score that summarises ``curve`` as the result's protocol says
-    (``Protocol.curve_scores``: DepthTrack's precision is ``Pr``, LasHeR's ``PR``); the curve's
-    mean for a curve without one."""
-    key = protocol_type(result.protocol).curve_scores.get(curve)
+    (``Protocol.curve_scores``: one protocol's precision is ``Pr``, another's ``PR``); the
+    curve's mean for a curve without one."""
+    key = get_protocol(result.protocol).curve_scores.get(curve)
     if key is not None and key in result.scores:
         return float(result.scores[key])
     return float(np.nanmean(result.curves[curve].mean))
@@ -86,7 +87,7 @@ def attribute_plot(
     if not any(r.per_attribute for r in results.values()):
         return None
     first = next(iter(results.values()))
-    score = score or protocol_type(first.protocol).headline_score
+    score = score or get_protocol(first.protocol).headline_score
     attributes = {a for r in results.values() for a in r.per_attribute}
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(attributes) * max(1, len(results))), 4), dpi=120)
@@ -186,7 +187,7 @@ def figure_sheet(
     protocols = {r.protocol for r in results.values()}
     if len(protocols) != 1:
         raise ValueError(f"a figure sheet shows one protocol, got {sorted(protocols)}")
-    protocol = protocol_type(protocols.pop())
+    protocol = get_protocol(protocols.pop())
     panels = protocol.panels
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(5.0 * (len(panels) + 1), 4.4), dpi=110)

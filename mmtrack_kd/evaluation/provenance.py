@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mmtrack_kd.data.results_io import atomic_write_text
+from mmtrack_kd.errors import DataError
+
 log = logging.getLogger(__name__)
 
 #: The file in a result folder that records what wrote it.
@@ -88,8 +91,6 @@ def prepare_results_folder(folder: str | os.PathLike[str], provenance: dict[str,
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        from mmtrack_kd.errors import DataError
-
         raise DataError(f"{folder}: a file is in the way of the results folder")
     if folder.is_dir() and any(folder.iterdir()):
         changed = differences(read_provenance(folder), provenance)
@@ -104,7 +105,5 @@ def prepare_results_folder(folder: str | os.PathLike[str], provenance: dict[str,
         log.warning("%s: results were written by another run (%s); moved them to %s and tracking "
                     "again", folder, "; ".join(changed), aside)
     folder.mkdir(parents=True, exist_ok=True)
-    from mmtrack_kd.evaluation.results_io import atomic_write_text
-
     atomic_write_text(folder / PROVENANCE_FILE, json.dumps(provenance, indent=2) + "\n")
     return False

@@ -1,11 +1,11 @@
 """The paper's published numbers (``published.json``, package data) beside ours.
 
-``published.json`` holds, as printed: Table 1 (GTOT, RGBT234, LasHeR, VTUAV-ST, VTUAV-LT PR/SR
-and FPS of 26 RGB-T trackers including the paper's teacher and student), supplement Table 5
-(DepthTrack Pr/Re/F), supplement Tables 3 and 4 (RGBT234 / LasHeR per-attribute PR/SR) and the
-supplement's FPS. VisEvent appears only as a plot in the paper, so it has no numbers. Each
-benchmark names the protocol it was scored with, the printed unit, and how the printed column
-names map to our protocol's score keys (``PR`` -> ``MPR`` for RGBT234 ...).
+``published.json`` holds the paper's tables as printed: per benchmark the scores and FPS of
+the trackers it compares (the paper's teacher and student included) and per-attribute scores.
+A benchmark printed only as a plot has no numbers. Each benchmark names the protocol it was
+scored with, the printed unit, and how the printed column names map to our protocol's score
+keys (``PR`` -> ``MPR`` ...). Which dataset plugins read a benchmark's own data is a fact of the
+protocol (``Protocol.published_benchmarks``).
 """
 
 from __future__ import annotations
@@ -19,16 +19,12 @@ from typing import Any
 from rich.table import Table
 
 from mmtrack_kd.console import name_column
+from mmtrack_kd.evaluation.protocols import get_protocol
 from mmtrack_kd.evaluation.report import format_score
 from mmtrack_kd.evaluation.result import ProtocolResult
 
 #: The paper's rows of its own trackers.
 PAPER_TEACHER, PAPER_STUDENT = "Ours-Teacher", "Ours-Student"
-#: Dataset plugins whose numbers can be set beside the paper's: plugin name -> the paper's
-#: benchmark. ``vtuav`` (subset as an option) is left out: its name does not say which subset
-#: was run, so only ``vtuav-st`` and ``vtuav-lt`` are put beside the paper's rows as comparable.
-REAL_DATASETS = {"lasher": "LasHeR", "rgbt234": "RGBT234", "gtot": "GTOT", "vtuav-st": "VTUAV-ST",
-                 "vtuav-lt": "VTUAV-LT", "depthtrack": "DepthTrack", "visevent": "VisEvent"}
 
 
 @lru_cache(maxsize=1)
@@ -39,9 +35,8 @@ def load_published() -> dict[str, Any]:
 
 
 def published_scores(benchmark: str) -> dict[str, dict[str, float]]:
-    """Tracker -> our protocol's score keys -> value in ``[0, 1]`` for one benchmark
-    (``"LasHeR"``, ``"RGBT234"``, ``"GTOT"``, ``"VTUAV-ST"``, ``"VTUAV-LT"``, ``"DepthTrack"``);
-    a column the paper prints as ``-`` is left out."""
+    """Tracker -> our protocol's score keys -> value in ``[0, 1]`` for one benchmark (a key of
+    ``published.json``'s ``benchmarks``); a column the paper prints as ``-`` is left out."""
     entry = load_published()["benchmarks"][benchmark]
     scale = 100.0 if entry["unit"] == "percent" else 1.0
     keys = entry["keys"]
@@ -51,12 +46,17 @@ def published_scores(benchmark: str) -> dict[str, dict[str, float]]:
     }
 
 
+def _real_benchmark(dataset: str, protocol: str | None) -> str | None:
+    """The benchmark whose own data ``dataset`` reads, as ``protocol`` lists it, if any."""
+    return get_protocol(protocol).published_benchmarks.get(dataset) if protocol else None
+
+
 def benchmark_for(dataset: str, protocol: str | None) -> str | None:
-    """The paper's benchmark for ``dataset``: the real benchmark its plugin reads (``vtuav-lt`` ->
-    ``VTUAV-LT``), else the first one scored with ``protocol`` (synthetic data in LasHeR's
-    layout -> ``LasHeR``); None when the paper has no numbers for it."""
+    """The paper's benchmark for ``dataset``: the real benchmark its plugin reads
+    (``Protocol.published_benchmarks``), else the first one scored with ``protocol`` (synthetic
+    data in a benchmark's layout -> that benchmark); None when the paper has no numbers for it."""
     benchmarks = load_published()["benchmarks"]
-    real = REAL_DATASETS.get(dataset)
+    real = _real_benchmark(dataset, protocol)
     if real is not None and benchmarks[real]["protocol"] == protocol:
         return real if benchmarks[real]["trackers"] else None
     for name, entry in benchmarks.items():
@@ -68,7 +68,7 @@ def benchmark_for(dataset: str, protocol: str | None) -> str | None:
 def comparable(dataset: str, protocol: str | None) -> bool:
     """Whether a dataset's numbers can be compared with the paper: the real benchmark read by
     its own plugin (not synthetic data in its layout, not another split of it)."""
-    real = REAL_DATASETS.get(dataset)
+    real = _real_benchmark(dataset, protocol)
     return real is not None and load_published()["benchmarks"][real]["protocol"] == protocol
 
 

@@ -18,9 +18,11 @@ from typing import Any
 
 from rich.table import Table
 
+from mmtrack_kd.console import console as default_console
 from mmtrack_kd.console import name_column
+from mmtrack_kd.data.results_io import atomic_write_text
+from mmtrack_kd.evaluation.protocols import get_protocol
 from mmtrack_kd.evaluation.result import ProtocolResult
-from mmtrack_kd.evaluation.results_io import atomic_write_text
 
 Scored = Mapping[str, Mapping[str, ProtocolResult]]
 
@@ -64,8 +66,6 @@ def dataset_table(dataset: str, results: Mapping[str, ProtocolResult]) -> Table:
 def overview_table(scored: Scored) -> Table:
     """One row per dataset and tracker: the dataset's protocol, its headline score by name and
     every other score, in percent (long, so any number of datasets reads at 80 columns)."""
-    from mmtrack_kd.evaluation.protocols import protocol_type
-
     table = Table(title=f"all datasets ({UNIT})")
     name_column(table, "dataset")
     name_column(table, "tracker")
@@ -73,7 +73,7 @@ def overview_table(scored: Scored) -> Table:
     name_column(table, "scores")
     for dataset, results in scored.items():
         for tracker, result in results.items():
-            key = protocol_type(result.protocol).headline_score
+            key = get_protocol(result.protocol).headline_score
             others = ", ".join(f"{k} {format_score(v)}" for k, v in result.scores.items() if k != key)
             table.add_row(dataset, tracker, f"{key} {format_score(result.scores.get(key, float('nan')))}",
                           others)
@@ -107,8 +107,6 @@ def attribute_table(dataset: str, results: Mapping[str, ProtocolResult]) -> Tabl
 def print_report(scored: Scored, console: Any = None, attributes: bool = True) -> None:
     """Print the per-dataset tables, the attribute tables and (several datasets) the overview."""
     if console is None:
-        from mmtrack_kd.console import console as default_console
-
         console = default_console
     for dataset, results in scored.items():
         if not results:

@@ -21,22 +21,25 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
-
 from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mmtrack_kd.console import ProgressLog, console
+from mmtrack_kd.data.io import read_image
+from mmtrack_kd.data.results_io import BoxFormat, ResultLayout
 from mmtrack_kd.errors import DataError, MmtrackError, RecipeError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
+from mmtrack_kd.evaluation.plots import write_plots
+from mmtrack_kd.evaluation.protocols import protocol_of
 from mmtrack_kd.evaluation.provenance import file_sha256, prepare_results_folder, result_provenance
+from mmtrack_kd.evaluation.published import comparison_table
+from mmtrack_kd.evaluation.report import print_report, write_json
 from mmtrack_kd.evaluation.result import ProtocolResult
-from mmtrack_kd.evaluation.results_io import (
-    BoxFormat,
-    finished_sequences,
-    write_otb_result,
-    otb_result_path,
-    write_vot_longterm_result,
-)
-from mmtrack_kd.evaluation.scoring import layout_for, score_results_folder
+from mmtrack_kd.evaluation.scoring import score_results_folder
+from mmtrack_kd.plugins import Registry, default_registry
+from mmtrack_kd.recipe import load_recipe, validation_problems
 
 if TYPE_CHECKING:  # torch-free at import: scoring --results folders needs no model
     from mmtrack_kd.tracking import TrackerSettings
@@ -91,8 +94,6 @@ def resolve_targets(target: str | os.PathLike[str]) -> list[TrackerTarget]:
 
 def _recipe_of(target: Path) -> Any | None:
     """The run's recipe (``recipe.yaml`` in the run folder, or next to a stage folder)."""
-    from mmtrack_kd.recipe import load_recipe
-
     folder = target if target.is_dir() else target.parent
     for candidate in (folder / "recipe.yaml", folder.parent / "recipe.yaml"):
         if candidate.is_file():
@@ -104,7 +105,7 @@ def resolve_datasets(
     names: Sequence[str],
     target: str | os.PathLike[str] | None = None,
     root: str | os.PathLike[str] | None = None,
-    registry: Any = None,
+    registry: Registry | None = None,
     split: str | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> list[DatasetEntry]:
@@ -125,10 +126,7 @@ def resolve_datasets(
         DataError: no dataset named and none in the recipe.
         RecipeError: an option the dataset's schema refuses (each named).
     """
-    if registry is None:
-        from mmtrack_kd.plugins import default_registry
-
-        registry = default_registry()
+    registry = registry if registry is not None else default_registry()
     recipe = _recipe_of(Path(target)) if target is not None else None
     from_recipe = {c.name: c.options for c in recipe.evaluate.datasets} if recipe else {}
     names = list(names) or list(from_recipe)
@@ -151,8 +149,6 @@ def resolve_datasets(
         try:
             validated = cls.Options(**values)
         except ValidationError as error:
-            from mmtrack_kd.recipe import validation_problems
-
             raise RecipeError(f"dataset {name} (--dataset-option, --split)",
                               validation_problems(error), what="options of") from None
         entries.append((name, cls(validated)))
@@ -177,14 +173,13 @@ def sequence_names(name: str, dataset: Any) -> list[str]:
 def load_ground_truths(dataset: Any, names: Iterable[str] | None = None) -> list[GroundTruth]:
     """Ground truth of ``names`` (default: every listed sequence), read without frames
     (``load_groundtruth``; ``load_sequence`` for plugins without it). For a protocol that clips
-    boxes to the image (DepthTrack's VOT overlap) the frame size is read from each sequence's
-    first frame; where the frames are not on disk the sequence is scored unclipped, with a
-    warning (the scores then differ from the toolkit's only for boxes crossing the border)."""
-    from mmtrack_kd.evaluation.protocols import NEEDS_IMAGE_SIZE
-
+    boxes to the image (``Protocol.needs_image_size``, e.g. the VOT toolkit's overlap) the frame
+    size is read from each sequence's first frame; where the frames are not on disk the
+    sequence is scored unclipped, with a warning (the scores then differ from the toolkit's
+    only for boxes crossing the border)."""
     names = list(names) if names is not None else sequence_names(getattr(dataset, "name", "dataset"), dataset)
     loader = getattr(dataset, "load_groundtruth", None) or dataset.load_sequence
-    if _protocol(dataset) not in NEEDS_IMAGE_SIZE:
+    if not protocol_of(dataset).needs_image_size:
         return [GroundTruth.from_sequence(loader(name)) for name in names]
     ground_truths, unclipped = [], []
     for name in names:
@@ -203,10 +198,6 @@ def load_ground_truths(dataset: Any, names: Iterable[str] | None = None) -> list
 
 def _frame_size(sequence: Any) -> tuple[int, int]:
     """``(width, height)`` of a sequence's first frame of its first stream (RGB)."""
-    import cv2
-
-    from mmtrack_kd.data.io import read_image
-
     paths = next(iter(sequence.frames.values()), ())
     if not paths:
         raise DataError(f"{sequence.name}: no frames listed")
@@ -214,11 +205,10 @@ def _frame_size(sequence: Any) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _protocol(dataset: Any) -> str:
-    return str(dataset.protocol)
-
-
 # --------------------------------------------------------------------------- workers
+
+# The tracker, the model and torch are imported inside the functions that track: scoring
+# --results folders needs none of them, and importing torch takes seconds.
 
 _WORKER: dict[str, Any] = {}
 
@@ -237,22 +227,19 @@ def _check_checkpoint(checkpoint: Path) -> None:
     """Read the checkpoint here before workers start: a worker whose initialiser fails breaks
     the whole pool, and the user would see its traceback instead of the one clear error."""
     from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
-    from mmtrack_kd.plugins import default_registry
     from mmtrack_kd.tracking.tracker import adapters_from_checkpoint
 
     model, info = load_model_from_checkpoint(checkpoint)
     adapters_from_checkpoint(info, model.num_modalities, default_registry(), str(checkpoint))
 
 
-def _track_one(dataset: Any, name: str, tracker_dir: str, layout: str) -> tuple[str, int, float]:
+def _track_one(dataset: Any, name: str, tracker_dir: str,
+               layout: ResultLayout) -> tuple[str, int, float]:
     """Track one sequence and write its result files; returns ``(name, frames, seconds)``."""
     from mmtrack_kd.tracking import run_sequence
 
     result = run_sequence(_WORKER["tracker"], dataset.load_sequence(name))
-    if layout == "otb":
-        write_otb_result(otb_result_path(tracker_dir, name), result.boxes)
-    else:
-        write_vot_longterm_result(tracker_dir, name, result.boxes, result.confidences, result.times)
+    layout.write(tracker_dir, name, result.boxes, result.confidences, result.times)
     return name, len(result.boxes), float(np.sum(result.times[1:]))
 
 
@@ -260,11 +247,7 @@ def _threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _progress(enabled: bool):  # noqa: ANN202 - a rich Progress
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from mmtrack_kd.console import console
-
+def _progress(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=console, disable=not enabled, transient=False)
 
@@ -284,8 +267,9 @@ def evaluate_checkpoint(
 ) -> dict[str, ProtocolResult]:
     """Track every sequence of each dataset with one checkpoint, then score.
 
-    Results go to ``<out_dir>/<tracker_name>/<dataset>/``: ``<seq>.txt`` (OTB style) or
-    ``longterm/<seq>/...`` (VOT long-term, the ``depthtrack`` protocol), beside
+    Results go to ``<out_dir>/<tracker_name>/<dataset>/`` in the layout of the dataset
+    protocol's toolkit (``Protocol.result_layout``: ``<seq>.txt`` OTB style, or
+    ``longterm/<seq>/...`` VOT long-term), beside
     ``provenance.json`` (:mod:`~mmtrack_kd.evaluation.provenance`: checkpoint hash, tracker
     settings, dataset name, root and split). Sequences whose box file already exists are not run
     again when the folder's provenance matches; a folder written by anything else is moved
@@ -314,7 +298,7 @@ def evaluate_checkpoint(
         raise DataError(f"{checkpoint}: checkpoint file not found")
     sha256 = file_sha256(checkpoint)
     tracker_name = tracker_name or checkpoint.stem
-    from mmtrack_kd.tracking import TrackerSettings
+    from mmtrack_kd.tracking import TrackerSettings  # torch: see the workers' note
 
     settings = settings if settings is not None else TrackerSettings()
     # what changes the boxes (compilation does not): recorded with each result folder
@@ -322,24 +306,22 @@ def evaluate_checkpoint(
                "precision": settings.precision}
     workers = max(1, int(workers))
     threads = _threads_per_worker(workers)
-    jobs: list[tuple[Any, str, str, str, str]] = []  # dataset, sequence, folder, layout, label
+    jobs: list[tuple[Any, str, str, ResultLayout, str]] = []  # dataset, sequence, folder, layout, label
     folders: dict[str, Path] = {}
     for name, dataset in datasets:
         folder = Path(out_dir) / tracker_name / name
         folders[name] = folder
-        layout = layout_for(_protocol(dataset))
+        layout = protocol_of(dataset).result_layout
         sequences = sequence_names(name, dataset)
         provenance = result_provenance(checkpoint, sha256, tracker, name, dataset)
         reusable = prepare_results_folder(folder, provenance)
-        done = set(finished_sequences(folder, sequences, layout)) if reusable else set()
+        done = set(layout.finished(folder, sequences)) if reusable else set()
         if done:
             log.info("%s/%s: %d of %d sequences already finished", tracker_name, name, len(done),
                      len(sequences))
         jobs += [(dataset, s, str(folder), layout, name) for s in sequences if s not in done]
 
     if jobs:
-        from mmtrack_kd.console import ProgressLog, console
-
         # Off a terminal the bar draws nothing until the end: progress goes into the log.
         lines = ProgressLog(log, f"{tracker_name}: tracked sequence", len(jobs),
                             enabled=progress and not console.is_terminal)
@@ -370,7 +352,7 @@ def evaluate_checkpoint(
                         bar.update(task, advance=1, description=f"{tracker_name} {label}/{seq}")
                         lines.step(f"{label}/{seq}")
 
-    return {name: score_results_folder(_protocol(dataset), folders[name],
+    return {name: score_results_folder(protocol_of(dataset), folders[name],
                                        load_ground_truths(dataset))
             for name, dataset in datasets}
 
@@ -406,7 +388,7 @@ def score_folders(
         try:
             if not path.is_dir():
                 raise DataError(f"{path}: result folder not found")
-            out[key] = score_results_folder(_protocol(dataset), path, gts,
+            out[key] = score_results_folder(protocol_of(dataset), path, gts,
                                             prefix=prefix.replace("{tracker}", path.name),
                                             box_format=box_format)
         except DataError as error:
@@ -451,10 +433,6 @@ def run_evaluate(
     ``precision`` and ``compile`` are those of :class:`~mmtrack_kd.tracking.TrackerSettings`.
     Returns the exit status (0).
     """
-    from mmtrack_kd.console import console
-    from mmtrack_kd.evaluation.report import print_report, write_json
-    from mmtrack_kd.evaluation.published import comparison_table
-
     if (prefix or box_format != "xywh") and not results:
         raise MmtrackError("--prefix and --box-format describe --results folders; add --results DIR")
     problems: list[str] = []
@@ -512,8 +490,6 @@ def run_evaluate(
     report = write_json(scored, out_dir / "report.json")
     console.print(f"wrote every number to {report}")
     if plots:
-        from mmtrack_kd.evaluation.plots import write_plots
-
         written = write_plots(scored, out_dir / "plots")
         console.print(f"wrote {len(written)} plot(s) to {out_dir / 'plots'}")
     if problems:

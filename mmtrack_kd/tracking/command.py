@@ -26,7 +26,7 @@ import numpy as np
 
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.errors import DataError, MmtrackError
-from mmtrack_kd.evaluation.results_io import atomic_write_text, write_otb_result
+from mmtrack_kd.data.results_io import atomic_write_text, write_otb_result
 from mmtrack_kd.tracking.sources import FrameStream
 from mmtrack_kd.tracking.tracker import Tracker, TrackerSettings, frames_per_second
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import scored_pair
+from tests.evaluation.eval_helpers import scored_pair
 
 from mmtrack_kd.cli import main
 from mmtrack_kd.evaluation.cross_report import collect, markdown, report_dict
 from mmtrack_kd.evaluation.plots import _panel_axes, _pyplot
-from mmtrack_kd.evaluation.protocols import protocol_type
+from mmtrack_kd.evaluation.protocols import get_protocol
 from mmtrack_kd.evaluation.report import write_json
 
 
@@ -83,11 +83,11 @@ def test_a_bad_path_does_not_hide_the_others(tmp_path, runs, capsys):
 def test_protocol_facts_drive_the_panels():
     """Short-term protocols plot success and precision over thresholds; DepthTrack plots the
     precision-recall curve (precision over recall) and the F-score over the threshold."""
-    assert [p.y for p in protocol_type("lasher").panels] == ["success", "precision"]
-    depth = protocol_type("depthtrack")
+    assert [p.y for p in get_protocol("lasher").panels] == ["success", "precision"]
+    depth = get_protocol("depthtrack")
     assert [(p.y, p.x) for p in depth.panels] == [("precision", "recall"), ("f_score", None)]
-    assert protocol_type("rgbt234").headline_score == "MSR"
-    assert protocol_type("gtot").curve_scores == {"precision": "MPR", "success": "MSR"}
+    assert get_protocol("rgbt234").headline_score == "MSR"
+    assert get_protocol("gtot").curve_scores == {"precision": "MPR", "success": "MSR"}
 
     results = scored_pair("depthtrack", 1)
     plt = _pyplot()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from eval_helpers import scored_pair
+from tests.evaluation.eval_helpers import scored_pair
 
 from mmtrack_kd.evaluation.plots import legend_score, write_plots
 from mmtrack_kd.evaluation.published import (

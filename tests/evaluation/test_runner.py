@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.evaluation.results_io import (
+from mmtrack_kd.data.results_io import (
     otb_result_path,
     read_otb_result,
     read_vot_longterm_result,
     vot_longterm_files,
 )
+from mmtrack_kd.errors import DataError
 from mmtrack_kd.evaluation.runner import (
     evaluate_checkpoint,
     resolve_datasets,

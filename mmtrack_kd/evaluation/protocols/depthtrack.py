@@ -27,24 +27,20 @@ This is the VOT toolkit's unsupervised long-term analysis (``vot.analysis.longte
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from os import PathLike
 from typing import Literal
 
 import numpy as np
 
-from mmtrack_kd.evaluation.groundtruth import GroundTruth
+from mmtrack_kd.data.results_io import VOT_LONGTERM_RESULTS
 from mmtrack_kd.evaluation.metrics import empty_region_overlap, vot_overlap
-from mmtrack_kd.evaluation.protocols._core import (
+from mmtrack_kd.evaluation.protocols.base import (
     Aggregate,
-    ArrayLike,
     Panel,
     Protocol,
     SequenceInput,
-    run,
 )
-from mmtrack_kd.evaluation.result import Curve, ProtocolResult
+from mmtrack_kd.evaluation.result import Curve
 
 RESOLUTION = 100  # thresholds, the +inf and -inf ends included (the toolkit's default)
 
@@ -81,12 +77,22 @@ class _LongTermSequence:
 
 
 class DepthTrackProtocol(Protocol):
-    """VOT long-term Pr / Re / F (see the module docstring)."""
+    """VOT long-term Pr / Re / F (see the module docstring): scores ``{"Pr", "Re", "F"}``,
+    curves ``precision``, ``recall`` and ``f_score`` over the confidence thresholds,
+    ``details["threshold"]`` the threshold of the maximum F. Attribute subsets recompute the
+    thresholds from the subset's confidences, as the toolkit would on that subset.
+
+    Args:
+        overlap: ``"vot"`` for the toolkit's rasterised overlap, ``"continuous"`` for plain IoU.
+    """
 
     name = "depthtrack"
     needs_confidence = True
+    needs_image_size = True
+    result_layout = VOT_LONGTERM_RESULTS
     curve_scores = {"precision": "Pr", "recall": "Re", "f_score": "F"}
     headline_score = "F"
+    published_benchmarks = {"depthtrack": "DepthTrack"}
     # The VOT long-term toolkit's figures: precision over recall, F-score over the threshold.
     panels = (
         Panel("precision", "Precision-recall", x="recall"),
@@ -184,31 +190,3 @@ def _f_score(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
     np.divide(2.0 * precision * recall, total, out=out, where=total > 0)
     return out
 
-
-def score_depthtrack(
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-    overlap: Literal["vot", "continuous"] = "vot",
-) -> ProtocolResult:
-    """Score with the VOT long-term analysis (DepthTrack): max F with its Pr and Re.
-
-    Args:
-        predictions: sequence name -> ``(M, 4)`` boxes (x, y, w, h, pixels; NaN row = no box),
-            ``M >= N``; frame 1 is ignored (the initialisation frame).
-        ground_truths: the sequences (``boxes``, ``visible``, ``image_size`` are used).
-        confidences: sequence name -> ``(M,)`` confidence per frame (NaN = none); required.
-        files: sequence name -> result file, named in error messages.
-        attributes: also score each attribute's subset (thresholds are recomputed from the
-            subset's confidences, as the toolkit would on that subset).
-        overlap: ``"vot"`` for the toolkit's rasterised overlap, ``"continuous"`` for plain IoU.
-
-    Returns:
-        Scores ``{"Pr", "Re", "F"}``; curves ``precision``, ``recall`` and ``f_score`` over the
-        confidence thresholds; ``details["threshold"]`` is the threshold of the maximum F.
-    """
-    return run(
-        DepthTrackProtocol(overlap), predictions, ground_truths, confidences, files, attributes
-    )

@@ -15,17 +15,13 @@ Nothing is replaced and no frame is invalid. ``Curve.mean`` is the pooled curve;
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from os import PathLike
 
 import numpy as np
 
-from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.metrics import centre_error, iou
-from mmtrack_kd.evaluation.protocols._core import (
+from mmtrack_kd.evaluation.protocols.base import (
     Aggregate,
-    ArrayLike,
     CurveSpec,
     Protocol,
     SequenceInput,
@@ -33,9 +29,8 @@ from mmtrack_kd.evaluation.protocols._core import (
     min_error_max_overlap,
     modality_box_sets,
     rate_counts,
-    run,
 )
-from mmtrack_kd.evaluation.result import Curve, ProtocolResult
+from mmtrack_kd.evaluation.result import Curve
 
 GTOT_PRECISION = CurveSpec(
     "precision", np.linspace(0, 25, 51), "<", "Location error threshold (px)", "Precision"
@@ -67,6 +62,7 @@ class GTOTProtocol(Protocol):
     specs = (GTOT_PRECISION, GTOT_SUCCESS)
     curve_scores = {"precision": "MPR", "success": "MSR"}
     headline_score = "MSR"
+    published_benchmarks = {"gtot": "GTOT"}
 
     def prepare(self, seq: SequenceInput) -> _Counts:
         errors, overlaps = min_error_max_overlap(
@@ -100,24 +96,3 @@ class GTOTProtocol(Protocol):
             details={"frames": total},
         )
 
-
-def score_gtot(
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score with GTOT's pooled MPR (5 px) / MSR (trapezoid AUC).
-
-    Args:
-        predictions: sequence name -> ``(M, 4)`` boxes (x, y, w, h, pixels), ``M >= N``.
-        ground_truths: the sequences; each needs ``modality_boxes`` (visible and thermal).
-        confidences: unused.
-        files: sequence name -> result file, named in error messages.
-        attributes: also score each attribute's subset.
-
-    Returns:
-        Scores ``{"MPR", "MSR"}``; curves ``precision`` and ``success`` (pooled means).
-    """
-    return run(GTOTProtocol(), predictions, ground_truths, confidences, files, attributes)

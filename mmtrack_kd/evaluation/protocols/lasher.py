@@ -21,24 +21,17 @@ carry):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from os import PathLike
-
 import numpy as np
 
-from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.metrics import centre_error, iou, normalised_centre_error
-from mmtrack_kd.evaluation.protocols._core import (
+from mmtrack_kd.evaluation.protocols.base import (
     NORM_PRECISION_SPEC,
     PRECISION_SPEC,
     SUCCESS_SPEC,
-    ArrayLike,
     MeanCurveProtocol,
     SequenceInput,
     index_of,
-    run,
 )
-from mmtrack_kd.evaluation.result import ProtocolResult
 
 
 def fill_bad_predictions(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -91,6 +84,7 @@ class LasHeRProtocol(MeanCurveProtocol):
     curve_specs = (PRECISION_SPEC, NORM_PRECISION_SPEC, SUCCESS_SPEC)
     curve_scores = {"precision": "PR", "normalized_precision": "NPR", "success": "SR"}
     headline_score = "SR"
+    published_benchmarks = {"lasher": "LasHeR"}
     drop_zero_curves = True
 
     def frame_values(self, seq: SequenceInput) -> dict[str, np.ndarray]:
@@ -105,25 +99,3 @@ class LasHeRProtocol(MeanCurveProtocol):
             "SR": float(np.mean(curves["success"])),
         }
 
-
-def score_lasher(
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score with the LasHeR toolkit's PR / NPR / SR.
-
-    Args:
-        predictions: sequence name -> ``(M, 4)`` boxes (x, y, w, h, pixels), ``M >= N``.
-        ground_truths: the sequences to score (their ``boxes`` are used).
-        confidences: unused.
-        files: sequence name -> result file, named in error messages.
-        attributes: also score each attribute's subset.
-
-    Returns:
-        Scores ``{"PR", "NPR", "SR"}``; curves ``precision``, ``normalized_precision``,
-        ``success``; ``dropped`` lists the all-zero sequences left out of each mean.
-    """
-    return run(LasHeRProtocol(), predictions, ground_truths, confidences, files, attributes)

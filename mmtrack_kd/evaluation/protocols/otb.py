@@ -10,23 +10,16 @@ included), and a NaN box misses at every threshold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from os import PathLike
-
 import numpy as np
 
-from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.metrics import centre_error, iou
-from mmtrack_kd.evaluation.protocols._core import (
+from mmtrack_kd.evaluation.protocols.base import (
     PRECISION_SPEC,
     SUCCESS_SPEC,
-    ArrayLike,
     MeanCurveProtocol,
     SequenceInput,
     index_of,
-    run,
 )
-from mmtrack_kd.evaluation.result import ProtocolResult
 
 
 class OTBProtocol(MeanCurveProtocol):
@@ -59,25 +52,3 @@ class OTBProtocol(MeanCurveProtocol):
             self.success_key: float(np.mean(curves["success"])),
         }
 
-
-def score_otb(
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score with plain OTB precision / success.
-
-    Args:
-        predictions: sequence name -> ``(M, 4)`` boxes (x, y, w, h, pixels), ``M >= N``; longer
-            results are cut to the ground truth.
-        ground_truths: the sequences to score (their ``boxes`` are used).
-        confidences: unused.
-        files: sequence name -> result file, named in error messages.
-        attributes: also score each attribute's subset.
-
-    Returns:
-        Scores ``{"PR", "SR"}``, curves ``precision`` and ``success``.
-    """
-    return run(OTBProtocol(), predictions, ground_truths, confidences, files, attributes)

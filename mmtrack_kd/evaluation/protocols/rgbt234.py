@@ -13,28 +13,22 @@ RGBT210 (same images, one ``init.txt``) is the same protocol against its single 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from os import PathLike
-
 import numpy as np
 
-from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.metrics import centre_error, iou
-from mmtrack_kd.evaluation.protocols._core import (
-    ArrayLike,
+from mmtrack_kd.evaluation.protocols.base import (
     SequenceInput,
     min_error_max_overlap,
     modality_box_sets,
-    run,
 )
 from mmtrack_kd.evaluation.protocols.otb import OTBProtocol
-from mmtrack_kd.evaluation.result import ProtocolResult
 
 
 class RGBT234Protocol(OTBProtocol):
     """OTB curves on min-error / max-overlap over the per-modality ground truths."""
 
     name = "rgbt234"
+    published_benchmarks = {"rgbt234": "RGBT234"}
     precision_key = "MPR"
     success_key = "MSR"
 
@@ -50,39 +44,3 @@ class RGBT210Protocol(OTBProtocol):
 
     name = "rgbt210"
 
-
-def score_rgbt234(
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score with RGBT234's MPR / MSR.
-
-    Args:
-        predictions: sequence name -> ``(M, 4)`` boxes (x, y, w, h, pixels), ``M >= N``.
-        ground_truths: the sequences; each needs ``modality_boxes`` (visible and infrared).
-        confidences: unused.
-        files: sequence name -> result file, named in error messages.
-        attributes: also score each attribute's subset.
-
-    Returns:
-        Scores ``{"MPR", "MSR"}``, curves ``precision`` and ``success``.
-    """
-    return run(RGBT234Protocol(), predictions, ground_truths, confidences, files, attributes)
-
-
-def score_rgbt210(
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score with RGBT210's PR / SR (one ground truth, ``GroundTruth.boxes``).
-
-    Returns:
-        Scores ``{"PR", "SR"}``, curves ``precision`` and ``success``.
-    """
-    return run(RGBT210Protocol(), predictions, ground_truths, confidences, files, attributes)

@@ -10,22 +10,15 @@ the larger; then the OTB curves per sequence and their mean over sequences: MPR 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from os import PathLike
-
 import numpy as np
 
-from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.metrics import centre_error, iou
-from mmtrack_kd.evaluation.protocols._core import (
-    ArrayLike,
+from mmtrack_kd.evaluation.protocols.base import (
     SequenceInput,
     min_error_max_overlap,
     modality_box_sets,
-    run,
 )
 from mmtrack_kd.evaluation.protocols.otb import OTBProtocol
-from mmtrack_kd.evaluation.result import ProtocolResult
 
 ANNOTATION_STEP = 10
 
@@ -34,6 +27,9 @@ class VTUAVProtocol(OTBProtocol):
     """OTB curves on every 10th frame with min-error / max-overlap over RGB and infrared."""
 
     name = "vtuav"
+    # The plugin with the subset as an option is left out: its name does not say which subset
+    # was run.
+    published_benchmarks = {"vtuav-st": "VTUAV-ST", "vtuav-lt": "VTUAV-LT"}
     precision_key = "MPR"
     success_key = "MSR"
 
@@ -43,24 +39,3 @@ class VTUAVProtocol(OTBProtocol):
         errors, overlaps = min_error_max_overlap(seq.pred[keep], box_sets, centre_error, iou)
         return {"precision": errors, "success": overlaps}
 
-
-def score_vtuav(
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score with VTUAV's MPR / MSR on frames 1, 11, 21, ...
-
-    Args:
-        predictions: sequence name -> ``(M, 4)`` boxes for every frame, ``M >= N``.
-        ground_truths: the sequences, a row per frame; each needs ``modality_boxes`` (RGB, IR).
-        confidences: unused.
-        files: sequence name -> result file, named in error messages.
-        attributes: also score each attribute's subset.
-
-    Returns:
-        Scores ``{"MPR", "MSR"}``, curves ``precision`` and ``success``.
-    """
-    return run(VTUAVProtocol(), predictions, ground_truths, confidences, files, attributes)

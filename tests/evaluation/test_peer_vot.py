@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes
+from tests.evaluation.eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes
 
 from mmtrack_kd.evaluation import GroundTruth, score_results_folder
-from mmtrack_kd.evaluation.results_io import (
+from mmtrack_kd.data.results_io import (
     atomic_write_text,
     format_boxes,
     write_vot_longterm_result,
@@ -120,7 +120,7 @@ def test_binary_trajectory_written_by_the_toolkit(tmp_path: Path) -> None:
     from vot.region.io import write_trajectory_binary
     from vot.region.shapes import Rectangle
 
-    from mmtrack_kd.evaluation.results_io import read_vot_longterm_result, vot_longterm_files
+    from mmtrack_kd.data.results_io import read_vot_longterm_result, vot_longterm_files
 
     files = vot_longterm_files(tmp_path, "s")
     files.boxes.parent.mkdir(parents=True)

@@ -6,31 +6,50 @@ import json
 
 import numpy as np
 import pytest
-from eval_helpers import noisy_predictions, random_walk_boxes
+from tests.evaluation.eval_helpers import noisy_predictions, random_walk_boxes
 
 from mmtrack_kd.errors import DataError, PluginError
-from mmtrack_kd.evaluation import PROTOCOLS, GroundTruth, get_protocol, score
-from mmtrack_kd.evaluation.protocols import (
-    score_depthtrack,
-    score_gtot,
-    score_lasher,
-    score_otb,
-    score_rgbt234,
-    score_visevent,
-    score_vtuav,
-)
-from mmtrack_kd.evaluation.protocols.depthtrack import longterm_thresholds
+from mmtrack_kd.evaluation import GroundTruth, get_protocol, score
+from mmtrack_kd.evaluation.protocols.builtin import BUILTIN_PROTOCOLS
+from mmtrack_kd.evaluation.protocols.depthtrack import DepthTrackProtocol, longterm_thresholds
+from mmtrack_kd.evaluation.protocols.gtot import GTOTProtocol
+from mmtrack_kd.evaluation.protocols.lasher import LasHeRProtocol
+from mmtrack_kd.evaluation.protocols.otb import OTBProtocol
+from mmtrack_kd.evaluation.protocols.rgbt234 import RGBT234Protocol
+from mmtrack_kd.evaluation.protocols.visevent import VisEventProtocol
+from mmtrack_kd.evaluation.protocols.vtuav import VTUAVProtocol
+from mmtrack_kd.plugins import default_registry
 
 NAN4 = [np.nan] * 4
+BUILTIN = sorted(cls.name for cls in BUILTIN_PROTOCOLS)
 
 
 def test_registry_names() -> None:
-    assert set(PROTOCOLS) == {
-        "otb", "lasher", "visevent", "rgbt234", "rgbt210", "gtot", "vtuav", "depthtrack",
-    }
-    assert get_protocol("gtot") is score_gtot
-    with pytest.raises(PluginError, match="unknown evaluation protocol 'lashr'.*lasher"):
+    assert BUILTIN == sorted(
+        ["otb", "lasher", "visevent", "rgbt234", "rgbt210", "gtot", "vtuav", "depthtrack"])
+    registry = default_registry()
+    assert [registry.protocols[name] for name in registry.protocols] == list(BUILTIN_PROTOCOLS)
+    assert registry.owner("protocol", "gtot").name == "protocols"
+    assert isinstance(get_protocol("gtot"), GTOTProtocol)
+    assert isinstance(get_protocol("DepthTrack"), DepthTrackProtocol)  # official spellings too
+    with pytest.raises(PluginError, match="unknown protocol 'lashr' \\(did you mean 'lasher'\\?\\)"):
         get_protocol("lashr")
+
+
+def test_protocols_carry_their_facts() -> None:
+    """What the runner, the reports and the comparison with the paper read from a protocol."""
+    depth = get_protocol("depthtrack")
+    assert depth.needs_confidence and depth.needs_image_size
+    assert depth.result_layout.name == "vot-longterm" and depth.headline_score == "F"
+    for name in ("otb", "lasher", "visevent", "rgbt234", "rgbt210", "gtot", "vtuav"):
+        protocol = get_protocol(name)
+        assert not (protocol.needs_confidence or protocol.needs_image_size), name
+        assert protocol.result_layout.name == "otb", name
+    for cls in BUILTIN_PROTOCOLS:
+        assert cls.headline_score in cls.curve_scores.values(), cls.name
+    assert get_protocol("vtuav").published_benchmarks == {"vtuav-st": "VTUAV-ST",
+                                                         "vtuav-lt": "VTUAV-LT"}
+    assert get_protocol("otb").published_benchmarks == {}
 
 
 def test_otb_hand_case() -> None:
@@ -38,7 +57,7 @@ def test_otb_hand_case() -> None:
     pred = np.array(
         [[100, 100, 40, 40], [110, 100, 40, 40], [120, 100, 40, 40], [121, 100, 40, 40], NAN4]
     )
-    result = score_otb({"s": pred}, [gt])
+    result = OTBProtocol().score({"s": pred}, [gt])
     # centre errors 0, 10, 20, 21, NaN -> P(20) = 3 / 5
     assert result.scores["PR"] == pytest.approx(0.6)
     # IoUs 1, 0.6, 1/3, 0.311, 0: S = 0.8 for theta <= 0.30 (7 values), 0.4 for 0.35..0.55 (5),
@@ -68,7 +87,7 @@ def _lasher_sequence() -> tuple[GroundTruth, np.ndarray]:
 
 def test_lasher_rules_hand_case() -> None:
     gt, pred = _lasher_sequence()
-    result = score_lasher({"s1": pred}, [gt])
+    result = LasHeRProtocol().score({"s1": pred}, [gt])
     assert result.scores["PR"] == pytest.approx(5 / 6)
     assert result.scores["NPR"] == pytest.approx(5 / 6)
     # IoUs 1, .818, .818, .818, never, 0 -> 4/6 for theta <= 0.80 (17), 1/6 for 0.85..0.95 (3)
@@ -79,7 +98,7 @@ def test_lasher_rules_hand_case() -> None:
 def test_lasher_drops_all_zero_curves() -> None:
     gt, pred = _lasher_sequence()
     invalid = GroundTruth("s2", np.tile([0.0, 10, 20, 20], (4, 1)))  # every frame invalid
-    result = score_lasher({"s1": pred, "s2": np.tile([5.0, 5, 5, 5], (4, 1))}, [gt, invalid])
+    result = LasHeRProtocol().score({"s1": pred, "s2": np.tile([5.0, 5, 5, 5], (4, 1))}, [gt, invalid])
     assert result.dropped["success"] == ("s2",)
     assert result.dropped["precision"] == ()
     assert result.scores["SR"] == pytest.approx((17 * 4 / 6 + 3 / 6) / 21)  # s1 alone
@@ -93,8 +112,8 @@ def test_visevent_absent_frames_miss_with_full_denominator() -> None:
     visible = np.array([True, True, False, True])
     gt = GroundTruth("e", boxes, visible=visible)
     pred = np.tile([10.0, 10, 20, 20], (4, 1))
-    lasher = score_lasher({"e": pred}, [gt])
-    visevent = score_visevent({"e": pred}, [gt])
+    lasher = LasHeRProtocol().score({"e": pred}, [gt])
+    visevent = VisEventProtocol().score({"e": pred}, [gt])
     assert lasher.scores["PR"] == 1.0  # the 0,0,0,0 frame is "invalid": a hit for LasHeR
     assert visevent.scores["PR"] == pytest.approx(3 / 4)  # absent: a miss, denominator 4
     assert visevent.scores["SR"] == pytest.approx(3 / 4 * 20 / 21)
@@ -105,7 +124,7 @@ def test_rgbt234_min_error_max_overlap() -> None:
     infrared = np.tile([30.0, 0, 10, 10], (2, 1))
     gt = GroundTruth("r", visible, modality_boxes={"visible": visible, "infrared": infrared})
     pred = np.array([[30.0, 0, 10, 10], [0, 0, 10, 10]])  # matches infrared, then visible
-    result = score_rgbt234({"r": pred}, [gt])
+    result = RGBT234Protocol().score({"r": pred}, [gt])
     assert result.scores == {"MPR": 1.0, "MSR": pytest.approx(20 / 21)}
     plain = score("rgbt210", {"r": pred}, [gt])
     assert plain.scores["PR"] == pytest.approx(0.5)  # against `boxes` (= visible) only
@@ -127,7 +146,7 @@ def test_gtot_pooled_hand_case() -> None:
         "a": np.array([[2.0, 0, 10, 10], [5, 0, 10, 10]]),  # errors 0, 3; IoUs 1, 7/13
         "b": np.array([[5.0, 0, 10, 10], [4, 3, 10, 10], NAN4]),  # errors 5, 5, inf
     }
-    result = score_gtot(preds, [a, b])
+    result = GTOTProtocol().score(preds, [a, b])
     # pooled over the 5 frames; 5 px is a miss (strict <): 2 / 5 (per-sequence mean: 0.5)
     assert result.scores["MPR"] == pytest.approx(0.4)
     # trapezoid over 0, 0.02, ..., 1 of IoUs 1, 7/13, 1/3, 42/158, 0:
@@ -147,7 +166,7 @@ def test_vtuav_every_tenth_frame() -> None:
     pred[0] = [0, 0, 10, 10]  # frame 1: error 0
     pred[10] = [3, 0, 10, 10]  # frame 11: matches the infrared box
     pred[20] = [30, 0, 10, 10]  # frame 21: 27 px from the infrared box
-    result = score_vtuav({"u": pred}, [gt])
+    result = VTUAVProtocol().score({"u": pred}, [gt])
     assert result.scores["MPR"] == pytest.approx(2 / 3)
     assert result.scores["MSR"] == pytest.approx(20 * (2 / 3) / 21)
 
@@ -166,7 +185,7 @@ def test_depthtrack_hand_case() -> None:
     )
     conf = np.array([0.95, 0.9, 0.2, 0.5, 0.7])  # frame 1's value is replaced by 0
     for overlap in ("vot", "continuous"):
-        result = score_depthtrack({"d": pred}, [gt], confidences={"d": conf}, overlap=overlap)
+        result = DepthTrackProtocol(overlap).score({"d": pred}, [gt], confidences={"d": conf})
         thresholds = result.curves["f_score"].thresholds
         np.testing.assert_array_equal(thresholds, [np.inf, 0.9, 0.7, 0.5, 0.2, 0.0, -np.inf])
         np.testing.assert_allclose(
@@ -214,7 +233,7 @@ def _dataset(rng: np.random.Generator, count: int = 6, n: int = 40) -> tuple[lis
     return gts, preds, confs
 
 
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize("protocol", BUILTIN)
 def test_attribute_results_equal_scoring_the_subset(protocol: str) -> None:
     gts, preds, confs = _dataset(np.random.default_rng(3))
     result = score(protocol, preds, gts, confidences=confs)
@@ -229,7 +248,7 @@ def test_attribute_results_equal_scoring_the_subset(protocol: str) -> None:
     json.dumps(result.to_dict(), allow_nan=False)  # reports are strict JSON
 
 
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize("protocol", BUILTIN)
 def test_short_result_names_the_file(protocol: str) -> None:
     gts, preds, confs = _dataset(np.random.default_rng(4), count=2)
     preds["q1"] = preds["q1"][:-3]
@@ -239,7 +258,7 @@ def test_short_result_names_the_file(protocol: str) -> None:
         score(protocol, preds, gts, confidences=confs)
 
 
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize("protocol", BUILTIN)
 def test_longer_result_is_cut(protocol: str) -> None:
     gts, preds, confs = _dataset(np.random.default_rng(5), count=3)
     longer = {k: np.concatenate([v, v[:7] + 50]) for k, v in preds.items()}
@@ -253,15 +272,15 @@ def test_missing_result_and_confidences() -> None:
     gts, preds, confs = _dataset(np.random.default_rng(6), count=2)
     del preds["q0"]
     with pytest.raises(DataError, match="no result for sequence 'q0'"):
-        score_otb(preds, gts)
+        OTBProtocol().score(preds, gts)
     gts, preds, confs = _dataset(np.random.default_rng(6), count=2)
     with pytest.raises(DataError, match="needs a confidence per frame"):
-        score_depthtrack(preds, gts)
+        DepthTrackProtocol().score(preds, gts)
     confs["q1"] = confs["q1"][:10]
     with pytest.raises(DataError, match="10 confidence values for the 40"):
-        score_depthtrack(preds, gts, confidences=confs)
+        DepthTrackProtocol().score(preds, gts, confidences=confs)
     with pytest.raises(DataError, match="M x 4"):
-        score_otb({"q0": np.zeros((40, 5)), "q1": preds["q1"]}, gts)
+        OTBProtocol().score({"q0": np.zeros((40, 5)), "q1": preds["q1"]}, gts)
 
 
 def test_ground_truth_validation() -> None:
@@ -274,7 +293,7 @@ def test_ground_truth_validation() -> None:
 
 
 @pytest.mark.filterwarnings("error")
-@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+@pytest.mark.parametrize("protocol", BUILTIN)
 def test_nan_and_zero_size_predictions_score_without_warnings(protocol: str) -> None:
     gts, preds, confs = _dataset(np.random.default_rng(8), count=3)
     for pred in preds.values():

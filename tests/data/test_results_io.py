@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import noisy_predictions, random_walk_boxes
+from tests.evaluation.eval_helpers import noisy_predictions, random_walk_boxes
 
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.evaluation import GroundTruth, score, score_results_folder
-from mmtrack_kd.evaluation.results_io import (
-    finished_sequences,
+from mmtrack_kd.data.results_io import (
+    OTB_RESULTS,
+    VOT_LONGTERM_RESULTS,
     otb_result_path,
     read_otb_result,
     read_otb_results,
@@ -21,6 +21,7 @@ from mmtrack_kd.evaluation.results_io import (
     write_otb_results,
     write_vot_longterm_result,
 )
+from mmtrack_kd.errors import DataError, MmtrackError
 
 
 def test_otb_round_trip(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_missing_result_file_names_expected_path(tmp_path: Path) -> None:
     write_otb_result(otb_result_path(tmp_path, "a"), np.ones((3, 4)))
     with pytest.raises(DataError, match=r"b\.txt: no result for sequence 'b'"):
         read_otb_results(tmp_path, ["a", "b"])
-    assert finished_sequences(tmp_path, ["a", "b"]) == ["a"]
+    assert OTB_RESULTS.finished(tmp_path, ["a", "b"]) == ["a"]
 
 
 def test_vot_longterm_round_trip(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ def test_vot_longterm_round_trip(tmp_path: Path) -> None:
     assert back.confidences[0] == 0.0  # empty line: the toolkit's default
     np.testing.assert_array_equal(back.confidences[1:], conf[1:])  # exact: repr precision
     np.testing.assert_array_equal(back.times, times)
-    assert finished_sequences(tmp_path / "T", ["box_darkroom", "x"], "vot-longterm") == [
+    assert VOT_LONGTERM_RESULTS.finished(tmp_path / "T", ["box_darkroom", "x"]) == [
         "box_darkroom"
     ]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -124,48 +125,9 @@ def test_vot_reader_errors(tmp_path: Path) -> None:
     assert np.isnan(result.boxes[2]).all() and result.times is None
 
 
-def _ground_truths(rng: np.random.Generator, count: int, n: int) -> list[GroundTruth]:
-    gts = []
-    for i in range(count):
-        boxes = random_walk_boxes(rng, n)
-        gts.append(GroundTruth(f"s{i}", boxes, modality_boxes={"v": boxes, "i": boxes + 2}))
-    return gts
-
-
-@pytest.mark.parametrize("protocol", ["lasher", "gtot", "depthtrack"])
-def test_score_results_folder_matches_in_memory(tmp_path: Path, protocol: str) -> None:
-    rng = np.random.default_rng(2)
-    gts = _ground_truths(rng, 3, 50)
-    preds = {g.name: noisy_predictions(rng, g.boxes) for g in gts}
-    confs = {g.name: rng.random(50) for g in gts}
-    for g in gts:
-        preds[g.name] = np.round(preds[g.name], 4)  # what the files hold
-        if protocol == "depthtrack":
-            write_vot_longterm_result(tmp_path, g.name, preds[g.name], confs[g.name])
-        else:
-            write_otb_result(otb_result_path(tmp_path, g.name), preds[g.name])
-    from_files = score_results_folder(protocol, tmp_path, gts)
-    in_memory = score(protocol, preds, gts, confidences=confs)
-    assert from_files.scores == pytest.approx(in_memory.scores, abs=1e-12)
-
-
-def test_score_results_folder_short_file_is_named(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    gts = _ground_truths(rng, 2, 20)
-    write_otb_result(otb_result_path(tmp_path, "s0"), gts[0].boxes)
-    write_otb_result(otb_result_path(tmp_path, "s1"), gts[1].boxes[:15])
-    with pytest.raises(DataError, match=r"s1\.txt: 15 boxes for the 20 ground-truth frames"):
-        score_results_folder("otb", tmp_path, gts)
-    (tmp_path / "s0.txt").unlink()
-    with pytest.raises(DataError, match=r"s0\.txt: no result for sequence 's0'"):
-        score_results_folder("lasher", tmp_path, gts)
-
-
 def test_vot_binary_trajectory(tmp_path: Path) -> None:
     """vot-toolkit >= 0.6 writes ``<seq>_001.bin`` by default: ``<hI`` header, then per frame a
     type byte and its data (0: special code ``<I``, 1: rectangle ``<ffff``)."""
-    import struct
-
     files = vot_longterm_files(tmp_path, "s")
     files.boxes.parent.mkdir(parents=True)
     data = struct.pack("<hI", 1, 3) + struct.pack("<BI", 0, 1)
@@ -175,7 +137,7 @@ def test_vot_binary_trajectory(tmp_path: Path) -> None:
     result = read_vot_longterm_result(tmp_path, "s")
     assert np.isnan(result.boxes[[0, 2]]).all()
     np.testing.assert_array_equal(result.boxes[1], [10.5, 20.25, 30.0, 40.0])
-    assert finished_sequences(tmp_path, ["s"], "vot-longterm") == ["s"]
+    assert VOT_LONGTERM_RESULTS.finished(tmp_path, ["s"]) == ["s"]
     files.boxes_binary.write_bytes(data[:-3])
     with pytest.raises(DataError, match=r"s_001\.bin: cannot read the binary trajectory"):
         read_vot_longterm_result(tmp_path, "s")
@@ -187,11 +149,30 @@ def test_vot_binary_trajectory(tmp_path: Path) -> None:
 def test_gtot_polygon_results_read_as_their_bounding_boxes(tmp_path):
     """GTOT's published raw results are 8-value polygons: read as axis-aligned boxes (w = max x
     - min x), as the ground-truth reader reads polygons."""
-    from mmtrack_kd.evaluation.results_io import read_otb_result
-
     path = tmp_path / "MANet_BlackCar.txt"
     path.write_text("10 20 50 20 50 60 10 60\n12.5 20 40 22 38 61 11 58\n")
     np.testing.assert_allclose(read_otb_result(path), [[10, 20, 40, 40], [11, 20, 29, 41]])
     path.write_text("10 20 50 20 50 60 10 60\n1 2 3 4\n")
     with pytest.raises(DataError, match="line 2: expected 8 values"):
         read_otb_result(path)
+
+
+def test_layouts_write_read_and_refuse_published_variants(tmp_path: Path) -> None:
+    """Each layout writes what it reads back; prefixes and corner formats exist only for
+    OTB-style files (published raw results)."""
+    boxes = np.array([[1.0, 2, 3, 4], [5, 6, 7, 8]])
+    confidences = np.array([1.0, 0.5])
+    for layout in (OTB_RESULTS, VOT_LONGTERM_RESULTS):
+        folder = tmp_path / layout.name
+        path = layout.write(folder, "s", boxes, confidences, np.array([0.1, 0.2]))
+        assert path == layout.box_file(folder, "s") and layout.finished(folder, ["s", "t"]) == ["s"]
+        read = layout.read(folder, ["s"])
+        assert read.files == {"s": path}
+        if layout is OTB_RESULTS:
+            np.testing.assert_allclose(read.boxes["s"], boxes)
+            assert read.confidences is None
+        else:
+            np.testing.assert_allclose(read.boxes["s"][1], boxes[1])
+            np.testing.assert_allclose(read.confidences["s"], [0.0, 0.5])
+    with pytest.raises(MmtrackError, match="VOT long-term layout; --prefix and --box-format"):
+        VOT_LONGTERM_RESULTS.read(tmp_path / "vot-longterm", ["s"], prefix="T_")

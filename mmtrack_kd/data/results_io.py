@@ -1,13 +1,16 @@
-"""Result files in the layouts the official toolkits read.
+"""Result files in the layouts the official toolkits read, as :class:`ResultLayout` objects.
 
-**OTB style** (LasHeR, RGBT234, RGBT210, GTOT, VTUAV, VisEvent toolkits and the ``rgbt``
-package): one file per sequence, ``<tracker>/<sequence>.txt``, one ``x,y,w,h`` box per frame in
+A protocol names the layout its toolkit reads (``Protocol.result_layout``); the tracker writes
+and the scorer reads through that object, so neither asks which protocol it serves. This module
+sits below both tracking and evaluation, and imports neither.
+
+**OTB style** (:data:`OTB_RESULTS`; the OTB-family toolkits and the ``rgbt`` package): one file per sequence, ``<tracker>/<sequence>.txt``, one ``x,y,w,h`` box per frame in
 pixels. We write comma-separated floats with 4 decimals (``12.5000,30.0000,40.2500,20.0000``;
 NaN as ``nan``), which MATLAB's ``dlmread``, ``numpy.loadtxt(delimiter=",")`` and the ``rgbt``
 package all read. Reading accepts commas, tabs or spaces (OSTrack writes tab-separated integers,
 ViPT comma-separated floats).
 
-**VOT long-term** (DepthTrack)::
+**VOT long-term** (:data:`VOT_LONGTERM_RESULTS`; the VOT toolkit's long-term experiments)::
 
     <tracker>/longterm/<sequence>/<sequence>_001.txt               "1", then x,y,w,h per frame
     <tracker>/longterm/<sequence>/<sequence>_001_confidence.value  "" for frame 1, then a value
@@ -26,6 +29,7 @@ box file of a sequence is written last, so a sequence whose box file exists is f
 
 from __future__ import annotations
 
+import abc
 import io
 import os
 import re
@@ -38,9 +42,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from mmtrack_kd.errors import DataError
-
-Layout = Literal["otb", "vot-longterm"]
+from mmtrack_kd.errors import DataError, MmtrackError
 
 _SEPARATOR = re.compile(r"\s*,\s*|\s+")
 VOT_LONGTERM_FOLDER = "longterm"
@@ -418,23 +420,137 @@ def read_vot_longterm_results(
     return {name: read_vot_longterm_result(tracker_dir, name) for name in sequences}
 
 
-def result_files(
-    tracker_dir: str | os.PathLike[str], sequences: Iterable[str], layout: Layout = "otb",
-    prefix: str = "",
-) -> dict[str, Path]:
-    """Sequence name -> its box file in ``layout`` (for error messages); VOT: the text file."""
-    if layout == "otb":
-        return {name: otb_result_path(tracker_dir, name, prefix) for name in sequences}
-    if layout == "vot-longterm":
-        return {name: vot_longterm_files(tracker_dir, name).boxes for name in sequences}
-    raise ValueError(f"unknown result layout {layout!r}")
+# --------------------------------------------------------------------------- checks
 
 
-def finished_sequences(
-    tracker_dir: str | os.PathLike[str], sequences: Iterable[str], layout: Layout = "otb"
-) -> list[str]:
-    """The sequences whose box file exists (written last and atomically, so complete)."""
-    if layout == "vot-longterm":
+#: Above this share of boxes with a negative width or height, a result folder is refused: no
+#: tracker writes such boxes, but corners read as x,y,w,h (or the reverse) give them.
+NEGATIVE_SIZE_LIMIT = 0.5
+
+
+def check_box_format(boxes: Mapping[str, np.ndarray], tracker_dir: str | os.PathLike[str],
+                     box_format: BoxFormat) -> None:
+    """Refuse results whose boxes mostly have negative sizes once read as ``box_format``: a
+    wrong ``--box-format`` would otherwise score as a very bad tracker (PR 5.9 instead of 50)."""
+    rows = [b[np.isfinite(b).all(axis=1)] for b in boxes.values() if len(b)]
+    stacked = np.concatenate(rows) if rows else np.empty((0, 4))
+    if len(stacked) == 0:
+        return
+    share = float(np.mean((stacked[:, 2] < 0) | (stacked[:, 3] < 0)))
+    if share > NEGATIVE_SIZE_LIMIT:
+        other = "xywh" if box_format != "xywh" else "ltrb"
+        raise DataError(
+            f"{tracker_dir}: {share:.0%} of the boxes have a negative width or height when read "
+            f"as --box-format {box_format}; the files are probably in another format (try "
+            f"--box-format {other})"
+        )
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True)
+class TrackerResults:
+    """A tracker's results on a set of sequences, read from its folder.
+
+    Attributes:
+        boxes: sequence name -> ``(N, 4)`` ``x, y, w, h`` pixels.
+        confidences: sequence name -> ``(N,)`` confidences, or ``None`` for a layout without
+            them.
+        files: sequence name -> its box file (named in error messages).
+    """
+
+    boxes: dict[str, np.ndarray]
+    confidences: dict[str, np.ndarray] | None
+    files: dict[str, Path]
+
+
+class ResultLayout(abc.ABC):
+    """How one toolkit lays out a tracker's result folder: where each sequence's files go, how
+    they are written, read back, and recognised as finished."""
+
+    #: A short name for messages and reports (``"otb"``, ``"vot-longterm"``).
+    name: str = ""
+
+    @abc.abstractmethod
+    def box_file(self, tracker_dir: str | os.PathLike[str], sequence: str, prefix: str = "") -> Path:
+        """The file holding ``sequence``'s boxes (named in error messages)."""
+
+    @abc.abstractmethod
+    def write(self, tracker_dir: str | os.PathLike[str], sequence: str, boxes: np.ndarray,
+              confidences: np.ndarray, times: np.ndarray | None = None) -> Path:
+        """Write one sequence's ``(N, 4)`` boxes, ``(N,)`` confidences and ``(N,)`` seconds per
+        frame, atomically and the box file last; returns the box file."""
+
+    @abc.abstractmethod
+    def read(self, tracker_dir: str | os.PathLike[str], sequences: Iterable[str],
+             prefix: str = "", box_format: BoxFormat = "xywh") -> TrackerResults:
+        """Read the results of ``sequences`` (``prefix`` and ``box_format`` describe published
+        raw results; a layout that has no such variants refuses them).
+
+        Raises:
+            DataError: a missing or malformed file (named).
+        """
+
+    def finished(self, tracker_dir: str | os.PathLike[str], sequences: Iterable[str]) -> list[str]:
+        """The sequences whose box file exists (written last and atomically, so complete)."""
+        return [name for name in sequences if self.box_file(tracker_dir, name).is_file()]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class OtbResults(ResultLayout):
+    """``<tracker>/<prefix><sequence>.txt``, one ``x,y,w,h`` line a frame; no confidences."""
+
+    name = "otb"
+
+    def box_file(self, tracker_dir: str | os.PathLike[str], sequence: str, prefix: str = "") -> Path:
+        return otb_result_path(tracker_dir, sequence, prefix)
+
+    def write(self, tracker_dir: str | os.PathLike[str], sequence: str, boxes: np.ndarray,
+              confidences: np.ndarray, times: np.ndarray | None = None) -> Path:
+        return write_otb_result(self.box_file(tracker_dir, sequence), boxes)
+
+    def read(self, tracker_dir: str | os.PathLike[str], sequences: Iterable[str],
+             prefix: str = "", box_format: BoxFormat = "xywh") -> TrackerResults:
+        names = list(sequences)
+        files = {name: self.box_file(tracker_dir, name, prefix) for name in names}
+        boxes = read_otb_results(tracker_dir, names, prefix, box_format)
+        check_box_format(boxes, tracker_dir, box_format)
+        return TrackerResults(boxes=boxes, confidences=None, files=files)
+
+
+class VotLongTermResults(ResultLayout):
+    """``<tracker>/longterm/<sequence>/<sequence>_001.txt`` with its confidence and time files
+    (see the module docstring)."""
+
+    name = "vot-longterm"
+
+    def box_file(self, tracker_dir: str | os.PathLike[str], sequence: str, prefix: str = "") -> Path:
+        return vot_longterm_files(tracker_dir, sequence).boxes
+
+    def write(self, tracker_dir: str | os.PathLike[str], sequence: str, boxes: np.ndarray,
+              confidences: np.ndarray, times: np.ndarray | None = None) -> Path:
+        return write_vot_longterm_result(tracker_dir, sequence, boxes, confidences, times).boxes
+
+    def read(self, tracker_dir: str | os.PathLike[str], sequences: Iterable[str],
+             prefix: str = "", box_format: BoxFormat = "xywh") -> TrackerResults:
+        if prefix or box_format != "xywh":
+            raise MmtrackError(f"{tracker_dir}: results are in the VOT long-term layout; --prefix "
+                               "and --box-format apply to OTB-style result files only")
+        names = list(sequences)
+        results = read_vot_longterm_results(tracker_dir, names)
+        return TrackerResults(
+            boxes={n: r.boxes for n, r in results.items()},
+            confidences={n: r.confidences for n, r in results.items()},
+            files={n: self.box_file(tracker_dir, n) for n in names},
+        )
+
+    def finished(self, tracker_dir: str | os.PathLike[str], sequences: Iterable[str]) -> list[str]:
         return [n for n in sequences if vot_longterm_files(tracker_dir, n).has_boxes()]
-    return [name for name, path in result_files(tracker_dir, sequences, layout).items()
-            if path.is_file()]
+
+
+#: The layouts of the toolkits the built-in protocols reproduce.
+OTB_RESULTS = OtbResults()
+VOT_LONGTERM_RESULTS = VotLongTermResults()

@@ -6,13 +6,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from mmtrack_kd.evaluation import PROTOCOLS, GroundTruth
+from mmtrack_kd.evaluation import GroundTruth
 from mmtrack_kd.evaluation.bench import benchmark, synthetic_data
+from mmtrack_kd.plugins import default_registry
 
 
 def test_benchmark_small() -> None:
     figures = benchmark(sequences=12, frames=40)
-    assert [f.protocol for f in figures] == list(PROTOCOLS)
+    assert [f.protocol for f in figures] == list(default_registry().protocols)
     for figure in figures:
         assert figure.seconds > 0 and figure.frames_per_second > 0
         assert (figure.sequences, figure.frames) == (12, 40)

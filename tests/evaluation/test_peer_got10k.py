@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes
+from tests.evaluation.eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes
 
 from mmtrack_kd.evaluation import GroundTruth, score_results_folder
-from mmtrack_kd.evaluation.results_io import write_otb_results
+from mmtrack_kd.data.results_io import write_otb_results
 
 
 class _Dataset:

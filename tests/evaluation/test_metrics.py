@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval_helpers import import_or_skip
+from tests.evaluation.eval_helpers import import_or_skip
 from mmtrack_kd.evaluation.metrics import (
     centre_error,
     empty_region_overlap,

@@ -1,6 +1,9 @@
-"""Machinery shared by the protocols: input checks, curve counting, aggregation, attributes.
+"""The protocol interface and the machinery shared by protocols: input checks, curve counting,
+aggregation, attributes.
 
-A protocol is two steps. ``prepare`` turns one sequence (ground truth, predictions cut to the
+A third-party protocol subclasses :class:`Protocol` (or :class:`MeanCurveProtocol` for curves
+averaged over sequences) and registers the class through the ``mmtrack_kd_register_protocols``
+hook. A protocol is two steps. ``prepare`` turns one sequence (ground truth, predictions cut to the
 ground-truth length, confidences) into whatever the protocol aggregates; ``aggregate`` turns the
 prepared sequences of a set (the whole dataset, or the sequences with one attribute) into
 headline numbers and curves. Keeping the steps apart lets the attribute breakdown reuse the
@@ -13,10 +16,11 @@ import abc
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from mmtrack_kd.data.results_io import OTB_RESULTS, ResultLayout
 from mmtrack_kd.errors import DataError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.result import Curve, ProtocolResult
@@ -79,21 +83,33 @@ SHORT_TERM_PANELS = (Panel("success", "Success plot"), Panel("precision", "Preci
 class Protocol(abc.ABC):
     """A scoring protocol; subclasses define ``prepare`` and ``aggregate``.
 
-    Besides the maths a protocol carries the facts reports and plots need, so that no report
-    asks a protocol's name:
+    Besides the maths a protocol carries every fact the engine needs about it, so that nothing
+    outside the protocol asks its name:
 
+    * ``name``: the registry name a dataset plugin's ``protocol`` refers to;
+    * ``needs_confidence``: results must carry a confidence per frame;
+    * ``needs_image_size``: the overlap clips boxes to the image, so the ground truth must carry
+      the frame size (:attr:`GroundTruth.image_size`);
+    * ``result_layout``: the result folder its toolkit reads
+      (:class:`~mmtrack_kd.data.results_io.ResultLayout`), written by the evaluation runner;
     * ``curve_scores``: curve key -> the headline score that summarises it (a plot's legend);
     * ``headline_score``: the one score a cross-dataset table ranks trackers by;
-    * ``panels``: the figures a report sheet draws for it (:class:`Panel`).
+    * ``panels``: the figures a report sheet draws for it (:class:`Panel`);
+    * ``published_benchmarks``: dataset plugin name -> the benchmark of ``published.json`` its
+      data is, for the datasets whose numbers can be set beside the paper's.
 
-    Every score is a fraction in ``[0, 1]``; reports print them all in percent.
+    Every score is a fraction in ``[0, 1]``; reports print them all in percent. A protocol
+    class must construct without arguments (the registry builds it by name).
     """
 
-    name: str = ""
-    needs_confidence: bool = False
-    curve_scores: dict[str, str] = {}
-    headline_score: str = ""
-    panels: tuple[Panel, ...] = SHORT_TERM_PANELS
+    name: ClassVar[str] = ""
+    needs_confidence: ClassVar[bool] = False
+    needs_image_size: ClassVar[bool] = False
+    result_layout: ClassVar[ResultLayout] = OTB_RESULTS
+    curve_scores: ClassVar[dict[str, str]] = {}
+    headline_score: ClassVar[str] = ""
+    panels: ClassVar[tuple[Panel, ...]] = SHORT_TERM_PANELS
+    published_benchmarks: ClassVar[dict[str, str]] = {}
 
     @abc.abstractmethod
     def prepare(self, seq: SequenceInput) -> Any:
@@ -102,6 +118,31 @@ class Protocol(abc.ABC):
     @abc.abstractmethod
     def aggregate(self, names: list[str], prepared: list[Any]) -> Aggregate:
         """Headline numbers and curves over a set of prepared sequences (non-empty)."""
+
+    def score(
+        self,
+        predictions: Mapping[str, ArrayLike],
+        ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
+        confidences: Mapping[str, ArrayLike] | None = None,
+        files: Mapping[str, str | PathLike[str]] | None = None,
+        attributes: bool = True,
+    ) -> ProtocolResult:
+        """Score a tracker: all sequences, then each attribute's subset.
+
+        Args:
+            predictions: sequence name -> ``(M, 4)`` boxes (x, y, w, h in pixels), ``M`` at least
+                the number of ground-truth frames; longer results are cut.
+            ground_truths: the sequences to score (a name mapping is accepted too).
+            confidences: sequence name -> ``(M,)`` confidences; required when
+                ``needs_confidence``, ignored otherwise.
+            files: sequence name -> its result file, named in error messages.
+            attributes: also score each attribute's subset.
+
+        Raises:
+            DataError: a sequence without a result, a result of the wrong shape or shorter than
+                its ground truth, missing confidences (the result file named when known).
+        """
+        return run(self, predictions, ground_truths, confidences, files, attributes)
 
 
 def rate_counts(values: np.ndarray, thresholds: np.ndarray, op: Comparison) -> np.ndarray:
