@@ -84,7 +84,7 @@ def test_unknown_plugin_in_recipe_exits_2(tmp_path, toy_plugins, capsys):
 
 
 BUILTIN_PLUGINS = {"rgb", "thermal", "depth", "event", "lasher", "rgbt234", "rgbt210", "gtot", "vtuav",
-                   "depthtrack", "visevent", "folder", "synthetic"}
+                   "depthtrack", "visevent", "folder", "synthetic", "protocols"}
 
 
 def test_plugins_lists_every_installed_builtin(capsys, monkeypatch):

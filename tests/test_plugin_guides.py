@@ -136,6 +136,7 @@ def test_installed_plugins_train_through_discovery_and_a_recipe(tmp_path):
     listing = cli("plugins").stdout
     assert re.search(r"\bnir\b.*mmtrack-kd-nir 0\.1\.0.*modality nir", listing), listing
     assert re.search(r"\bmydata\b.*mmtrack-kd-mydata 0\.2\.0.*dataset mydata", listing), listing
+    assert "protocol mydata-visible" in listing, listing
 
     checked = cli("recipe", "check", str(recipe)).stdout
     assert "modality nir" in checked and "1 training dataset" in checked, checked

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmtrack_kd import hookimpl
+from mmtrack_kd.cli import main
 from mmtrack_kd.data import AdapterOptions, DatasetPlugin, ModalityAdapter
+from mmtrack_kd.data.results_io import write_otb_result
 from mmtrack_kd.errors import PluginError
-from mmtrack_kd.plugins import load_registry
+from mmtrack_kd.evaluation import protocol_of
+from mmtrack_kd.plugins import default_registry, load_registry
+
+MYDATA = Path(__file__).resolve().parent / "fixtures" / "mmtrack-kd-mydata"
 
 PLUGIN_SOURCE = '''
 from mmtrack_kd import hookimpl
@@ -131,8 +140,9 @@ def test_environment_variable_restricts_loaded_plugins(make_distribution, monkey
     )
     monkeypatch.setenv("MMTRACK_KD_PLUGINS", "second")
     registry = load_registry()
-    # the rgb adapter comes along: every run reads its RGB stream through it
-    assert sorted(info.name for info in registry.plugins) == ["rgb", "second"]
+    # the rgb adapter and the built-in protocols come along: every run reads its RGB stream
+    # through the one and scores with the others
+    assert sorted(info.name for info in registry.plugins) == ["protocols", "rgb", "second"]
     assert sorted(registry.modalities) == ["rgb", "second"]
     monkeypatch.setenv("MMTRACK_KD_PLUGINS", "")
     assert load_registry().plugins == []
@@ -223,3 +233,104 @@ def test_official_dataset_spellings_find_the_plugin():
         assert registry.dataset(spelling).name == spelling.lower()
     with pytest.raises(PluginError, match="unknown dataset 'LasHer2'"):
         registry.dataset("LasHer2")
+
+
+# --------------------------------------------------------------------------- protocol plugins
+
+
+@pytest.fixture
+def mydata_installed(make_distribution, monkeypatch):
+    """The dataset guide's package (a dataset and the protocol it is scored with), discovered
+    through its entry point; only it and what every run loads."""
+    make_distribution("mmtrack-kd-mydata", "0.2.0", {"mydata": "mmtrack_kd_mydata"}, {})
+    monkeypatch.syspath_prepend(str(MYDATA))
+    monkeypatch.setenv("MMTRACK_KD_PLUGINS", "mydata")
+    monkeypatch.setenv("COLUMNS", "200")  # rich's table must not wrap the names we look for
+    default_registry.cache_clear()
+    yield
+    default_registry.cache_clear()
+    for name in [name for name in sys.modules if name.startswith("mmtrack_kd_mydata")]:
+        del sys.modules[name]
+
+
+def write_mydata_annotations(root: Path, frames: int = 6) -> np.ndarray:
+    """Two test sequences in the ``mydata`` layout (empty frame files: scoring reads none);
+    the target is out of view in frames 2 and 3 of each."""
+    root.mkdir()
+    (root / "splits.csv").write_text("sequence,split\nwalk,test\nrun,test\n")
+    boxes = np.array([[10.0 + 4 * i, 12.0, 20.0, 16.0] for i in range(frames)])
+    for name in ("walk", "run"):
+        (root / name / "frames").mkdir(parents=True)
+        for i in range(frames):
+            (root / name / "frames" / f"{i:06d}_rgb.jpg").touch()
+        rows = [f"{i},{x:g},{y:g},{w:g},{h:g},{0 if i in (2, 3) else 1}"
+                for i, (x, y, w, h) in enumerate(boxes)]
+        (root / name / "track.csv").write_text("frame,x,y,w,h,visible\n" + "\n".join(rows) + "\n")
+    return boxes
+
+
+def test_a_third_party_protocol_scores_its_dataset(mydata_installed, tmp_path, capsys):
+    """A result folder on the guide's dataset is scored with the protocol its package brings:
+    the frames without the target count for nothing (the OTB protocol would count misses)."""
+    boxes = write_mydata_annotations(tmp_path / "mydata")
+    results = tmp_path / "tracker"
+    for name in ("walk", "run"):
+        tracked = boxes.copy()
+        tracked[2:4] = [300.0, 300.0, 5.0, 5.0]  # far off while the target is out of view
+        write_otb_result(results / f"{name}.txt", tracked)
+    registry = default_registry()
+    assert registry.owner("protocol", "mydata-visible").distribution == "mmtrack-kd-mydata"
+    status = main(["evaluate", "--results", str(results), "--dataset", "mydata", "--root",
+                   str(tmp_path / "mydata"), "--split", "test", "--out", str(tmp_path / "eval")])
+    assert status == 0, capsys.readouterr()
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    scored = report["datasets"]["mydata"]["tracker"]
+    assert scored["protocol"] == "mydata-visible"
+    # every visible frame is exact: precision 1; success 20 of the 21 overlap thresholds (> 1 fails)
+    assert scored["scores"] == pytest.approx({"PR": 1.0, "SR": 20 / 21})
+    assert "mydata (mydata-visible protocol" in capsys.readouterr().out
+
+
+def test_plugins_lists_a_third_party_protocol(mydata_installed, capsys):
+    assert main(["plugins"]) == 0
+    listing = capsys.readouterr().out
+    assert "protocol mydata-visible" in listing and "dataset mydata" in listing
+    assert "protocol lasher" in listing  # the built-in ones, through their own entry point
+
+
+def test_a_dataset_naming_an_unknown_protocol_is_refused_naming_its_plugin(tmp_path):
+    class Unscored(DatasetPlugin):
+        name = "unscored"
+        modalities = ("rgb", "thermal")
+        splits = ("test",)
+        protocol = "lashr"
+
+        def list_sequences(self):
+            return []
+
+        def load_sequence(self, name):
+            raise KeyError(name)
+
+    @hookimpl
+    def mmtrack_kd_register_datasets(register):
+        register(Unscored)
+
+    plugin = types.SimpleNamespace(mmtrack_kd_register_datasets=mmtrack_kd_register_datasets)
+    registry = load_registry(only=["protocols"], extra_plugins=[("mine", plugin)])
+    dataset = Unscored(Unscored.Options(root=tmp_path, split="test"))
+    with pytest.raises(PluginError, match=r"dataset unscored \(plugin mine .*\) is scored with "
+                       r"protocol 'lashr', which no loaded plugin registers: unknown protocol "
+                       r"'lashr' \(did you mean 'lasher'\?\); installed: depthtrack, gtot, lasher"):
+        protocol_of(dataset, registry)
+
+
+def test_registering_something_that_is_not_a_protocol_withdraws_that_plugin():
+    @hookimpl
+    def mmtrack_kd_register_protocols(register):
+        register(dict)
+
+    plugin = types.SimpleNamespace(mmtrack_kd_register_protocols=mmtrack_kd_register_protocols)
+    registry = load_registry(only=["protocols"], extra_plugins=[("bad", plugin)])
+    [failure] = registry.failures
+    assert "not a subclass of mmtrack_kd.evaluation.protocols.base.Protocol" in failure.error
+    assert "lasher" in registry.protocols and "dict" not in registry.protocols

@@ -29,6 +29,9 @@ from typing import Any
 from mmtrack_kd.errors import PluginError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.protocols.base import (
+    NORM_PRECISION_SPEC,
+    PRECISION_SPEC,
+    SUCCESS_SPEC,
     Aggregate,
     ArrayLike,
     CurveSpec,
@@ -95,6 +98,9 @@ def score(
 
 
 __all__ = [
+    "NORM_PRECISION_SPEC",
+    "PRECISION_SPEC",
+    "SUCCESS_SPEC",
     "Aggregate",
     "CurveSpec",
     "MeanCurveProtocol",
