@@ -328,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--datasets", nargs="+", default=[], metavar="NAME")
     evaluate.add_argument("--results", nargs="+", type=Path, metavar="DIR",
                           help="score existing result folders instead of tracking")
-    evaluate.add_argument("--dataset", help="dataset of the --results folders (LasHeR or lasher)")
+    evaluate.add_argument("--dataset", help="dataset of the --results folders (a dataset plugin's "
+                                            "name; official spellings too)")
     evaluate.add_argument("--prefix", default="",
                           help="--results files are <prefix><sequence>.txt; {tracker} stands for "
                                "the folder's name (e.g. --prefix '{tracker}_')")

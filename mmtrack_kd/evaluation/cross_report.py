@@ -5,15 +5,15 @@ folders, their ``eval`` folders or the files themselves) and writes one comparis
 naming scheme:
 
 * ``report.md``: a Markdown table of every tracker on every dataset with its protocol's
-  headline score by name (``Protocol.headline_score``: SR for LasHeR, MSR for RGBT234 and GTOT,
-  F for DepthTrack), then each dataset's full scores. Every number is in percent; Markdown stays
+  headline score by name (``Protocol.headline_score``: SR, MSR or F, as the protocol says),
+  then each dataset's full scores. Every number is in percent; Markdown stays
   readable at 80 columns in a terminal and renders as a table on GitHub.
 * ``report.json``: the same rows with every score, attribute scores and sequence counts, in
   percent, with the unit stated once.
 * ``figures/<dataset>.png``: one figure sheet per dataset (:func:`~.plots.figure_sheet`).
 
-A dataset is told apart by its name and its protocol, so the three demos' ``synthetic`` data in
-LasHeR's, DepthTrack's and VisEvent's layouts are three datasets. The modality of a run comes
+A dataset is told apart by its name and its protocol, so one dataset plugin's data scored with
+three protocols (the demos' ``synthetic`` data in three benchmarks' layouts) is three datasets. The modality of a run comes
 from the ``recipe.yaml`` beside its evaluation.
 """
 
@@ -56,8 +56,8 @@ class Entry:
 
     @property
     def label(self) -> str:
-        """The dataset as the report names it: ``lasher``, or ``synthetic (depthtrack)`` where
-        the dataset's name is not its protocol's."""
+        """The dataset as the report names it: its name where its protocol has the same name,
+        else ``<dataset> (<protocol>)``."""
         return self.dataset if self.dataset == self.protocol else f"{self.dataset} ({self.protocol})"
 
 

@@ -100,7 +100,7 @@ def write_plots(
     scored: Mapping[str, Mapping[str, ProtocolResult]], folder: str | os.PathLike[str]
 ) -> list[Path]:
     """Every curve plot, the attribute plot and the figure sheet (:func:`figure_sheet`: the
-    precision-recall curve for DepthTrack) of each dataset: ``<folder>/<dataset>_<curve>.png``,
+    protocol's panels) of each dataset: ``<folder>/<dataset>_<curve>.png``,
     ``<dataset>_attributes.png`` and ``<dataset>_sheet.png``; returns the paths written."""
     folder = Path(folder)
     written: list[Path] = []
@@ -176,7 +176,7 @@ def figure_sheet(
     """One PNG per dataset with the figures its protocol's community expects, every tracker in
     each: the protocol's :attr:`~mmtrack_kd.evaluation.protocols.Protocol.panels` (success and
     precision curves for short-term protocols; precision-recall and F-score over the threshold
-    for DepthTrack's VOT long-term one), then the headline score per attribute with each
+    for a VOT long-term one), then the headline score per attribute with each
     attribute's sequence count. Every axis of a score is in percent.
 
     Args:

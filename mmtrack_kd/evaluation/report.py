@@ -3,7 +3,7 @@ file with every number.
 
 Input everywhere is ``scored``: dataset name -> tracker name -> :class:`ProtocolResult`.
 Scores are held in ``[0, 1]``; every table prints them in one unit, percent with one decimal,
-whatever the protocol (DepthTrack's Pr / Re / F included), and says so in its title. Tables are
+whatever the protocol (long-term Pr / Re / F included), and says so in its title. Tables are
 long rather than wide (one row per tracker and attribute, not one column per tracker), so they
 read at 80 columns; names wrap instead of being cut to ``teac…``.
 """

@@ -17,7 +17,7 @@ class Curve:
             ``"f_score"``.
         thresholds: ``(T,)`` threshold values, in the unit of ``x_label``.
         mean: ``(T,)`` the protocol's aggregate curve (mean over sequences, or pooled over frames
-            for GTOT); this is what a paper plots.
+            for a pooled protocol); this is what a paper plots.
         per_sequence: sequence name -> ``(T,)`` that sequence's own curve.
         x_label: Axis label for plots, with the unit.
         y_label: Axis label for plots.
@@ -61,10 +61,10 @@ class ProtocolResult:
     """Scores of one tracker on a set of sequences under one protocol.
 
     Attributes:
-        protocol: Registry name of the protocol (``"lasher"``, ``"depthtrack"``, ...).
+        protocol: Registry name of the protocol (its ``Protocol.name``).
         scores: Headline numbers in ``[0, 1]``, in the order a paper prints them, e.g.
-            ``{"PR": 0.702, "NPR": 0.665, "SR": 0.559}`` (LasHeR), ``{"MPR": ..., "MSR": ...}``
-            (RGBT234), ``{"Pr": ..., "Re": ..., "F": ...}`` (DepthTrack).
+            ``{"PR": 0.702, "NPR": 0.665, "SR": 0.559}``, ``{"MPR": ..., "MSR": ...}`` or the
+            long-term ``{"Pr": ..., "Re": ..., "F": ...}``.
         curves: Curve key -> :class:`Curve` (mean and per-sequence, for plots).
         sequences: Names of the sequences scored, in input order.
         sequence_scores: Sequence name -> that sequence's headline numbers (same keys as
@@ -72,8 +72,8 @@ class ProtocolResult:
         per_attribute: Attribute name -> the same protocol over the sequences that have the
             attribute (their ``per_attribute`` is empty). Attributes no sequence has are absent.
         dropped: Curve key -> sequences left out of the mean because their whole curve is zero
-            (the LasHeR / VisEvent toolkits' rule); empty for other protocols.
-        details: Protocol-specific extras, e.g. the threshold at which DepthTrack's F peaks.
+            (some toolkits' rule); empty for other protocols.
+        details: Protocol-specific extras, e.g. the threshold at which a long-term F peaks.
     """
 
     protocol: str
@@ -129,7 +129,8 @@ def _array(values: list[Any]) -> np.ndarray:
 
 
 def _json_float(value: float) -> float | str:
-    """A float for strict JSON: the infinite DepthTrack thresholds become ``"inf"``/``"-inf"``."""
+    """A float for strict JSON: infinite thresholds (long-term confidence ends) become
+    ``"inf"``/``"-inf"``."""
     value = float(value)
     if np.isinf(value):
         return "inf" if value > 0 else "-inf"

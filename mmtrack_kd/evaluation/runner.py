@@ -112,8 +112,8 @@ def resolve_datasets(
     """Build the dataset plugins to evaluate on.
 
     Args:
-        names: dataset names from the command line (official spellings such as ``LasHeR``
-            too); empty means every ``evaluate.datasets`` entry of the run's recipe.
+        names: dataset names from the command line (official, mixed-case spellings too);
+            empty means every ``evaluate.datasets`` entry of the run's recipe.
         target: the run folder or checkpoint (its ``recipe.yaml`` supplies options).
         root: ``--root``: replaces the root of every dataset built here.
         registry: plugin registry (default: the installed plugins).
@@ -136,7 +136,7 @@ def resolve_datasets(
     entries = []
     for name in names:
         cls = registry.dataset(name)
-        name = cls.name  # `LasHeR` is reported, and filed, as `lasher`
+        name = cls.name  # an official spelling is reported, and filed, as the registry name
         recipe_options = from_recipe.get(name)
         # only what the recipe set: an evaluation entry without `split` means the test split
         values = recipe_options.model_dump(exclude_unset=True) if recipe_options is not None else {}
