@@ -12,7 +12,7 @@ import pytest
 
 from mmtrack_kd import hookimpl
 from mmtrack_kd.cli import main
-from mmtrack_kd.data import AdapterOptions, DatasetPlugin, ModalityAdapter
+from mmtrack_kd.data import AdapterOptions, DatasetOptions, DatasetPlugin, ModalityAdapter
 from mmtrack_kd.data.results_io import write_otb_result
 from mmtrack_kd.errors import PluginError
 from mmtrack_kd.evaluation import protocol_of
@@ -68,13 +68,40 @@ def make_adapter(adapter_name: str) -> type[ModalityAdapter]:
     return Adapter
 
 
-def modality_plugin(*adapters: type) -> types.SimpleNamespace:
-    @hookimpl
-    def mmtrack_kd_register_modalities(register):
-        for adapter in adapters:
-            register(adapter)
+def make_dataset(dataset_name: str, protocol_name: str = "otb",
+                 options: type = DatasetOptions) -> type[DatasetPlugin]:
+    class Dataset(DatasetPlugin):
+        name = dataset_name
+        Options = options
+        modalities = ("rgb", "thermal")
+        splits = ("test",)
+        protocol = protocol_name
 
-    return types.SimpleNamespace(mmtrack_kd_register_modalities=mmtrack_kd_register_modalities)
+        def list_sequences(self):
+            return []
+
+        def load_sequence(self, name):
+            raise KeyError(name)
+
+    return Dataset
+
+
+def hook_plugin(hook: str, *classes: type) -> types.SimpleNamespace:
+    """A plugin object whose hook ``hook`` registers ``classes``."""
+
+    def register_all(register):
+        for cls in classes:
+            register(cls)
+
+    return types.SimpleNamespace(**{hook: hookimpl(register_all)})
+
+
+def dataset_plugin(*datasets: type) -> types.SimpleNamespace:
+    return hook_plugin("mmtrack_kd_register_datasets", *datasets)
+
+
+def modality_plugin(*adapters: type) -> types.SimpleNamespace:
+    return hook_plugin("mmtrack_kd_register_modalities", *adapters)
 
 
 def test_entry_point_discovery_names_distribution_and_version(make_distribution):
@@ -195,24 +222,8 @@ def test_unknown_name_lists_what_is_installed_and_suggests():
 
 
 def test_dataset_registration_checks_options_base():
-    class BadOptions(DatasetPlugin):
-        name = "bad"
-        Options = AdapterOptions  # not a DatasetOptions: no root or split
-        modalities = ("rgb", "thermal")
-        splits = ("test",)
-        protocol = "otb"
-
-        def list_sequences(self):
-            return []
-
-        def load_sequence(self, name):
-            raise KeyError(name)
-
-    @hookimpl
-    def mmtrack_kd_register_datasets(register):
-        register(BadOptions)
-
-    plugin = types.SimpleNamespace(mmtrack_kd_register_datasets=mmtrack_kd_register_datasets)
+    # AdapterOptions is not a DatasetOptions: no root or split
+    plugin = dataset_plugin(make_dataset("bad", options=AdapterOptions))
     registry = load_registry(only=[], extra_plugins=[("bad", plugin)])
     assert "bad" not in registry.datasets
     [failure] = registry.failures
@@ -299,24 +310,8 @@ def test_plugins_lists_a_third_party_protocol(mydata_installed, capsys):
 
 
 def test_a_dataset_naming_an_unknown_protocol_is_refused_naming_its_plugin(tmp_path):
-    class Unscored(DatasetPlugin):
-        name = "unscored"
-        modalities = ("rgb", "thermal")
-        splits = ("test",)
-        protocol = "lashr"
-
-        def list_sequences(self):
-            return []
-
-        def load_sequence(self, name):
-            raise KeyError(name)
-
-    @hookimpl
-    def mmtrack_kd_register_datasets(register):
-        register(Unscored)
-
-    plugin = types.SimpleNamespace(mmtrack_kd_register_datasets=mmtrack_kd_register_datasets)
-    registry = load_registry(only=["protocols"], extra_plugins=[("mine", plugin)])
+    Unscored = make_dataset("unscored", "lashr")
+    registry = load_registry(only=["protocols"], extra_plugins=[("mine", dataset_plugin(Unscored))])
     dataset = Unscored(Unscored.Options(root=tmp_path, split="test"))
     with pytest.raises(PluginError, match=r"dataset unscored \(plugin mine .*\) is scored with "
                        r"protocol 'lashr', which no loaded plugin registers: unknown protocol "
@@ -325,11 +320,7 @@ def test_a_dataset_naming_an_unknown_protocol_is_refused_naming_its_plugin(tmp_p
 
 
 def test_registering_something_that_is_not_a_protocol_withdraws_that_plugin():
-    @hookimpl
-    def mmtrack_kd_register_protocols(register):
-        register(dict)
-
-    plugin = types.SimpleNamespace(mmtrack_kd_register_protocols=mmtrack_kd_register_protocols)
+    plugin = hook_plugin("mmtrack_kd_register_protocols", dict)
     registry = load_registry(only=["protocols"], extra_plugins=[("bad", plugin)])
     [failure] = registry.failures
     assert "not a subclass of mmtrack_kd.evaluation.protocols.base.Protocol" in failure.error

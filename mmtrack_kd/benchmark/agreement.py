@@ -24,7 +24,7 @@ import numpy as np
 
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.metrics import iou
-from mmtrack_kd.evaluation.protocols import score
+from mmtrack_kd.evaluation.protocols import get_protocol
 from mmtrack_kd.tracking.tracker import Tracker, TrackerSettings, run_sequence
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,10 @@ def precision_agreement(
             continue
         scores: dict[str, float] = {}
         for protocol, truths, span in spans:
-            result = score(protocol, {gt.name: b for gt, b in zip(truths, boxes[precision][span])}, truths,
-                           confidences={gt.name: c for gt, c in zip(truths, confidences[precision][span])},
-                           attributes=False)
+            result = get_protocol(protocol).score(
+                {gt.name: b for gt, b in zip(truths, boxes[precision][span])}, truths,
+                confidences={gt.name: c for gt, c in zip(truths, confidences[precision][span])},
+                attributes=False)
             prefix = f"{protocol} " if len(spans) > 1 else ""
             scores.update({f"{prefix}{key}": float(value) * 100 for key, value in result.scores.items()})
         row: dict[str, Any] = {

@@ -14,7 +14,7 @@
 """
 
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
-from mmtrack_kd.evaluation.protocols import Protocol, get_protocol, protocol_of, score
+from mmtrack_kd.evaluation.protocols import Protocol, get_protocol, protocol_of
 from mmtrack_kd.evaluation.result import Curve, ProtocolResult
 from mmtrack_kd.evaluation.scoring import score_results_folder
 
@@ -25,6 +25,5 @@ __all__ = [
     "ProtocolResult",
     "get_protocol",
     "protocol_of",
-    "score",
     "score_results_folder",
 ]

@@ -30,7 +30,7 @@ def noisy_predictions(
 def scored_pair(protocol: str, seed: int = 0) -> dict:
     """Two trackers' results (``student`` loses 10 % of frames, ``teacher`` 30 %) on four
     40-frame sequences with attributes ``TC`` and ``FM``, under ``protocol``."""
-    from mmtrack_kd.evaluation import GroundTruth, score
+    from mmtrack_kd.evaluation import GroundTruth, get_protocol
 
     rng = np.random.default_rng(seed)
     gts = [GroundTruth(f"seq{i}", random_walk_boxes(rng, 40), attributes={"TC": i % 2 == 0, "FM": i < 2})
@@ -39,7 +39,7 @@ def scored_pair(protocol: str, seed: int = 0) -> dict:
     for tracker, lost in (("student", 0.1), ("teacher", 0.3)):
         preds = {gt.name: noisy_predictions(rng, gt.boxes, lost=lost) for gt in gts}
         conf = {gt.name: rng.random(len(gt)) for gt in gts}
-        out[tracker] = score(protocol, preds, gts, confidences=conf)
+        out[tracker] = get_protocol(protocol).score(preds, gts, confidences=conf)
     return out
 
 

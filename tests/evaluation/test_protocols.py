@@ -9,7 +9,7 @@ import pytest
 from tests.evaluation.eval_helpers import noisy_predictions, random_walk_boxes
 
 from mmtrack_kd.errors import DataError, PluginError
-from mmtrack_kd.evaluation import GroundTruth, get_protocol, score
+from mmtrack_kd.evaluation import GroundTruth, get_protocol
 from mmtrack_kd.evaluation.protocols.builtin import BUILTIN_PROTOCOLS
 from mmtrack_kd.evaluation.protocols.depthtrack import DepthTrackProtocol, longterm_thresholds
 from mmtrack_kd.evaluation.protocols.gtot import GTOTProtocol
@@ -126,7 +126,7 @@ def test_rgbt234_min_error_max_overlap() -> None:
     pred = np.array([[30.0, 0, 10, 10], [0, 0, 10, 10]])  # matches infrared, then visible
     result = RGBT234Protocol().score({"r": pred}, [gt])
     assert result.scores == {"MPR": 1.0, "MSR": pytest.approx(20 / 21)}
-    plain = score("rgbt210", {"r": pred}, [gt])
+    plain = get_protocol("rgbt210").score({"r": pred}, [gt])
     assert plain.scores["PR"] == pytest.approx(0.5)  # against `boxes` (= visible) only
 
 
@@ -134,7 +134,7 @@ def test_min_max_protocols_need_modality_boxes() -> None:
     gt = GroundTruth("r", np.tile([0.0, 0, 10, 10], (2, 1)), source="/data/r/init.txt")
     for name in ("rgbt234", "gtot", "vtuav"):
         with pytest.raises(DataError, match="'r'.*init.txt.*per-modality"):
-            score(name, {"r": gt.boxes}, [gt])
+            get_protocol(name).score({"r": gt.boxes}, [gt])
 
 
 def test_gtot_pooled_hand_case() -> None:
@@ -236,10 +236,10 @@ def _dataset(rng: np.random.Generator, count: int = 6, n: int = 40) -> tuple[lis
 @pytest.mark.parametrize("protocol", BUILTIN)
 def test_attribute_results_equal_scoring_the_subset(protocol: str) -> None:
     gts, preds, confs = _dataset(np.random.default_rng(3))
-    result = score(protocol, preds, gts, confidences=confs)
+    result = get_protocol(protocol).score(preds, gts, confidences=confs)
     assert set(result.per_attribute) == {"odd", "first"}  # no sequence has "none"
     subset = [g for g in gts if g.attributes["odd"]]
-    alone = score(protocol, preds, subset, confidences=confs, attributes=False)
+    alone = get_protocol(protocol).score(preds, subset, confidences=confs, attributes=False)
     assert result.per_attribute["odd"].scores == pytest.approx(alone.scores)
     assert result.per_attribute["odd"].sequences == ("q1", "q3", "q5")
     for key, curve in result.curves.items():
@@ -253,9 +253,9 @@ def test_short_result_names_the_file(protocol: str) -> None:
     gts, preds, confs = _dataset(np.random.default_rng(4), count=2)
     preds["q1"] = preds["q1"][:-3]
     with pytest.raises(DataError, match=r"/results/q1\.txt: 37 boxes for the 40 ground-truth"):
-        score(protocol, preds, gts, confidences=confs, files={"q1": "/results/q1.txt"})
+        get_protocol(protocol).score(preds, gts, confidences=confs, files={"q1": "/results/q1.txt"})
     with pytest.raises(DataError, match="result of sequence 'q1': 37 boxes"):
-        score(protocol, preds, gts, confidences=confs)
+        get_protocol(protocol).score(preds, gts, confidences=confs)
 
 
 @pytest.mark.parametrize("protocol", BUILTIN)
@@ -263,8 +263,8 @@ def test_longer_result_is_cut(protocol: str) -> None:
     gts, preds, confs = _dataset(np.random.default_rng(5), count=3)
     longer = {k: np.concatenate([v, v[:7] + 50]) for k, v in preds.items()}
     longer_conf = {k: np.concatenate([v, v[:7]]) for k, v in confs.items()}
-    a = score(protocol, preds, gts, confidences=confs)
-    b = score(protocol, longer, gts, confidences=longer_conf)
+    a = get_protocol(protocol).score(preds, gts, confidences=confs)
+    b = get_protocol(protocol).score(longer, gts, confidences=longer_conf)
     assert a.scores == b.scores
 
 
@@ -301,5 +301,5 @@ def test_nan_and_zero_size_predictions_score_without_warnings(protocol: str) -> 
         pred[5, 2:] = 0
         pred[7, 2] = -4
     confs["q0"][4] = np.nan
-    result = score(protocol, preds, gts, confidences=confs)
+    result = get_protocol(protocol).score(preds, gts, confidences=confs)
     assert all(np.isfinite(v) and 0 <= v <= 1 for v in result.scores.values())

@@ -9,7 +9,7 @@ import pytest
 
 from mmtrack_kd.data.results_io import otb_result_path, write_otb_result
 from mmtrack_kd.errors import DataError
-from mmtrack_kd.evaluation import GroundTruth, get_protocol, score, score_results_folder
+from mmtrack_kd.evaluation import GroundTruth, get_protocol, score_results_folder
 from tests.evaluation.eval_helpers import noisy_predictions, random_walk_boxes
 
 
@@ -31,7 +31,7 @@ def test_score_results_folder_matches_in_memory(tmp_path: Path, protocol: str) -
         preds[g.name] = np.round(preds[g.name], 4)  # what the files hold
         get_protocol(protocol).result_layout.write(tmp_path, g.name, preds[g.name], confs[g.name])
     from_files = score_results_folder(protocol, tmp_path, gts)
-    in_memory = score(protocol, preds, gts, confidences=confs)
+    in_memory = get_protocol(protocol).score(preds, gts, confidences=confs)
     assert from_files.scores == pytest.approx(in_memory.scores, abs=1e-12)
 
 

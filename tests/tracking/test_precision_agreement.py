@@ -13,7 +13,7 @@ from mmtrack_kd.benchmark.agreement import agreement_rows, precision_agreement
 from mmtrack_kd.data import Sequence
 from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.evaluation.groundtruth import GroundTruth
-from mmtrack_kd.evaluation.protocols import score
+from mmtrack_kd.evaluation.protocols import get_protocol
 from mmtrack_kd.tracking import Tracker, TrackerSettings, run_sequence
 
 
@@ -97,8 +97,9 @@ def test_agreement_scores_are_the_datasets_protocol(tmp_path, make_checkpoint, s
     tracker = Tracker.from_checkpoint(checkpoint)
     truths = [GroundTruth.from_sequence(dataset.load_sequence(n)) for n in dataset.list_sequences()]
     boxes = {gt.name: run_sequence(tracker, dataset.load_sequence(gt.name)).boxes for gt in truths}
-    expected = score("lasher", boxes, truths, attributes=False).scores
+    expected = get_protocol("lasher").score(boxes, truths, attributes=False).scores
     assert result["fp32"]["scores"] == pytest.approx({k: v * 100 for k, v in expected.items()})
     # a perfect tracker scores 100 on every headline of the protocol
-    perfect = score("lasher", {gt.name: gt.boxes for gt in truths}, truths, attributes=False).scores
+    perfect = get_protocol("lasher").score({gt.name: gt.boxes for gt in truths}, truths,
+                                           attributes=False).scores
     assert perfect["PR"] == 1.0 and perfect["SR"] > 0.9

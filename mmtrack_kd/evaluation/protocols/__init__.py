@@ -22,18 +22,14 @@ which every plugin, the built-in ``protocols`` entry point included, fills throu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from os import PathLike
 from typing import Any
 
 from mmtrack_kd.errors import PluginError
-from mmtrack_kd.evaluation.groundtruth import GroundTruth
 from mmtrack_kd.evaluation.protocols.base import (
     NORM_PRECISION_SPEC,
     PRECISION_SPEC,
     SUCCESS_SPEC,
     Aggregate,
-    ArrayLike,
     CurveSpec,
     MeanCurveProtocol,
     Panel,
@@ -42,7 +38,6 @@ from mmtrack_kd.evaluation.protocols.base import (
     index_of,
     rate_curve,
 )
-from mmtrack_kd.evaluation.result import ProtocolResult
 from mmtrack_kd.plugins import Registry, default_registry
 
 
@@ -83,20 +78,6 @@ def protocol_of(dataset: Any, registry: Registry | None = None) -> Protocol:
                           f"no loaded plugin registers: {error}") from None
 
 
-def score(
-    protocol: str | Protocol,
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score with ``protocol`` (a registry name or a :class:`Protocol`; see the module
-    docstring)."""
-    return get_protocol(protocol).score(predictions, ground_truths, confidences=confidences,
-                                        files=files, attributes=attributes)
-
-
 __all__ = [
     "NORM_PRECISION_SPEC",
     "PRECISION_SPEC",
@@ -111,5 +92,4 @@ __all__ = [
     "index_of",
     "protocol_of",
     "rate_curve",
-    "score",
 ]

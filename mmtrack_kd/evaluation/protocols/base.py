@@ -142,7 +142,22 @@ class Protocol(abc.ABC):
             DataError: a sequence without a result, a result of the wrong shape or shorter than
                 its ground truth, missing confidences (the result file named when known).
         """
-        return run(self, predictions, ground_truths, confidences, files, attributes)
+        inputs = collect_inputs(self, predictions, ground_truths, confidences, files)
+        names = [s.name for s in inputs]
+        prepared = [self.prepare(s) for s in inputs]
+        per_attribute: dict[str, ProtocolResult] = {}
+        if attributes:
+            attribute_names: list[str] = []
+            for s in inputs:
+                attribute_names += [a for a in s.gt.attributes if a not in attribute_names]
+            for attribute in attribute_names:
+                idx = [i for i, s in enumerate(inputs) if s.gt.attributes.get(attribute, False)]
+                if not idx:
+                    continue
+                sub_names = [names[i] for i in idx]
+                sub = self.aggregate(sub_names, [prepared[i] for i in idx])
+                per_attribute[attribute] = _result(self.name, sub_names, sub, {})
+        return _result(self.name, names, self.aggregate(names, prepared), per_attribute)
 
 
 def rate_counts(values: np.ndarray, thresholds: np.ndarray, op: Comparison) -> np.ndarray:
@@ -294,33 +309,6 @@ def collect_inputs(
     if not out:
         raise DataError(f"protocol {protocol.name!r}: no sequences to score")
     return out
-
-
-def run(
-    protocol: Protocol,
-    predictions: Mapping[str, ArrayLike],
-    ground_truths: Iterable[GroundTruth] | Mapping[str, GroundTruth],
-    confidences: Mapping[str, ArrayLike] | None = None,
-    files: Mapping[str, str | PathLike[str]] | None = None,
-    attributes: bool = True,
-) -> ProtocolResult:
-    """Score a tracker: all sequences, then each attribute's subset."""
-    inputs = collect_inputs(protocol, predictions, ground_truths, confidences, files)
-    names = [s.name for s in inputs]
-    prepared = [protocol.prepare(s) for s in inputs]
-    per_attribute: dict[str, ProtocolResult] = {}
-    if attributes:
-        attribute_names: list[str] = []
-        for s in inputs:
-            attribute_names += [a for a in s.gt.attributes if a not in attribute_names]
-        for attribute in attribute_names:
-            idx = [i for i, s in enumerate(inputs) if s.gt.attributes.get(attribute, False)]
-            if not idx:
-                continue
-            sub_names = [names[i] for i in idx]
-            sub = protocol.aggregate(sub_names, [prepared[i] for i in idx])
-            per_attribute[attribute] = _result(protocol.name, sub_names, sub, {})
-    return _result(protocol.name, names, protocol.aggregate(names, prepared), per_attribute)
 
 
 def _result(
