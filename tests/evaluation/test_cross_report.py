@@ -35,6 +35,7 @@ def runs(tmp_path):
             evaluated_run(tmp_path / "runs", "demo-rgbe", "event", "visevent", 2)]
 
 
+@pytest.mark.slow
 def test_one_table_one_json_one_sheet_per_dataset(tmp_path, runs, capsys):
     out = tmp_path / "report"
     assert main(["report", *map(str, runs), "--out", str(out)]) == 0

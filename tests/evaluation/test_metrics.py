@@ -86,6 +86,7 @@ def _random_rectangles(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.stack([column(-30, 80), column(-30, 60), column(-3, 40), column(-3, 40)], axis=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bounds", [(64, 48), None])
 def test_vot_overlap_equals_vot_toolkit(bounds: tuple[int, int] | None) -> None:
     raster = import_or_skip("vot.region.raster")

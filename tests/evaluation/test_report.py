@@ -91,6 +91,7 @@ def test_json_holds_every_number(tmp_path):
     assert data["datasets"]["depthtrack"]["teacher"]["protocol"] == "depthtrack"
 
 
+@pytest.mark.slow
 def test_plots_are_png(tmp_path):
     scored = {"lasher": scored_pair("lasher"), "depthtrack": scored_pair("depthtrack", 1)}
     paths = write_plots(scored, tmp_path / "plots")

@@ -74,6 +74,7 @@ def check_scores(result, keys):
         assert 0.0 <= value <= 1.0
 
 
+@pytest.mark.slow
 def test_otb_layout_one_worker_resume_and_score_without_images(tmp_path, lasher_data):
     checkpoint = write_checkpoint(tmp_path / "ckpt" / "tiny.pt")
     names = lasher_data.list_sequences()
@@ -109,6 +110,7 @@ def _boxes(folder: Path, names) -> dict[str, np.ndarray]:
     return {name: read_otb_result(otb_result_path(folder, name)) for name in names}
 
 
+@pytest.mark.slow
 def test_results_of_another_checkpoint_or_setting_are_moved_aside_not_reused(tmp_path, lasher_data, caplog):
     """A retrained checkpoint at the same path (or other tracker settings under the same name)
     never reuses the old boxes: the old folder is moved aside, the log names what differs, and
@@ -162,6 +164,7 @@ def test_results_without_provenance_are_not_trusted(tmp_path, lasher_data, caplo
     assert result["synthetic"].scores["SR"] < 0.99  # not the ground truth's perfect score
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_worker(tmp_path, lasher_data):
     checkpoint = write_checkpoint(tmp_path / "tiny.pt")
     one = evaluate_checkpoint(checkpoint, [("synthetic", lasher_data)], tmp_path / "one",
@@ -176,6 +179,7 @@ def test_two_workers_match_one_worker(tmp_path, lasher_data):
             atol=1e-3)
 
 
+@pytest.mark.slow
 def test_vot_longterm_layout_for_depthtrack(tmp_path, depth_data):
     checkpoint = write_checkpoint(tmp_path / "depth.pt", aux="depth")
     results = evaluate_checkpoint(checkpoint, [("rgbd", depth_data)], tmp_path / "out",
@@ -244,6 +248,7 @@ def test_resolve_targets_of_a_run_folder(tmp_path):
         resolve_targets(tmp_path)
 
 
+@pytest.mark.slow
 def test_run_evaluate_writes_report_and_plots(tmp_path, lasher_data, monkeypatch):
     run = tmp_path / "runs" / "tiny"
     write_checkpoint(run / "student" / "best.pt")
@@ -287,6 +292,7 @@ def test_datasets_from_the_run_recipe(tmp_path, lasher_data):
     assert plugin.options.n_test == TINY_DATA["n_test"]
 
 
+@pytest.mark.slow
 def test_run_evaluate_takes_workers_and_hann_window_from_the_run_recipe(tmp_path, lasher_data, monkeypatch):
     """The run's ``evaluate.workers`` and ``evaluate.hann_window`` are used, and a run with
     non-default inference settings gets its own results folder (no stale resumed boxes)."""
@@ -315,6 +321,7 @@ def test_run_evaluate_takes_workers_and_hann_window_from_the_run_recipe(tmp_path
     assert set(report["datasets"]["synthetic"]) == {"tiny-student-nohann"}
 
 
+@pytest.mark.slow
 def test_compiled_trackers_in_workers_write_the_eager_boxes(tmp_path, lasher_data):
     """``evaluate --compile``: each spawned worker compiles its tracker's forward (the ``eager``
     backend here, to stay quick); the result files are the eager tracker's, in the same folder."""
@@ -383,6 +390,7 @@ def test_one_bad_results_folder_does_not_abort_the_others(tmp_path, lasher_data,
     assert list(report["datasets"]["lasher"]) == ["good"]
 
 
+@pytest.mark.slow
 def test_tracking_progress_goes_into_the_log_off_a_terminal(tmp_path, lasher_data, caplog):
     import logging
 
