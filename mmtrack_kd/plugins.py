@@ -61,9 +61,10 @@ class PluginInfo:
 def _interface(kind: Kind) -> type:
     """The class whatever a plugin registers as ``kind`` must subclass."""
     if kind == "protocol":
-        # The protocol interface belongs to evaluation, a layer above this registry (training
-        # and tracking load the registry too, and evaluation's scoring reads it): imported here,
-        # when a protocol is registered, so that neither import reaches upward or cycles.
+        # The protocol interface lives in evaluation, a layer above this registry. At module top
+        # the import would make training and tracking, which load the registry, import
+        # evaluation, and would cycle (evaluation looks protocols up here); so it happens when
+        # the first protocol is registered.
         from mmtrack_kd.evaluation.protocols.base import Protocol
 
         return Protocol
