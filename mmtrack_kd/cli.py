@@ -294,7 +294,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_experiments(args: argparse.Namespace) -> int:
     """The paper's claims at small scale: run the arms table (resumable), write the report."""
-    from mmtrack_kd.experiments import main as experiments_main
+    from mmtrack_kd.experiments.command import main as experiments_main
 
     return experiments_main(args.arguments)
 
@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    # `experiments` hands its whole argument list to its own parser (mmtrack_kd.experiments).
+    # `experiments` hands its whole argument list to its own parser (mmtrack_kd.experiments.command).
     args, unknown = parser.parse_known_args(argv)
     if args.command == "experiments":
         args.arguments = list(args.arguments) + unknown
