@@ -181,19 +181,27 @@ def _sequence_scores(record: dict[str, Any], metric: str | None) -> dict[str, fl
     return out
 
 
-def training_runs(records: list[dict[str, Any]], modality: str, arm: str, metric: str | None) -> list[float]:
-    """Every score of ``arm`` from a separate training run: one per record, plus, for a teacher
-    arm, each retrained teacher file the students of that modality scored (a second training of
-    the same recipe and seed), each file counted once."""
-    values = [v for v in (metric_score(r, metric) for r in records_of(records, modality, arm)) if v is not None]
-    if any(r["arm"] == arm and r["stage"] == "teacher" for r in records_of(records, modality, arm)):
+def seed_runs(records: list[dict[str, Any]], modality: str, arm: str, seed: int,
+              metric: str | None) -> list[float]:
+    """Every score of ``arm`` at ``seed`` from a separate training run: its record, plus, for a
+    teacher arm, each retrained teacher file of that seed that students scored (a later training
+    of the same recipe and seed, usually on another machine), each file counted once."""
+    own = [r for r in records_of(records, modality, arm) if r["seed"] == seed]
+    values = [v for v in (metric_score(r, metric) for r in own) if v is not None]
+    if any(r["stage"] == "teacher" for r in own):
         files = {}
         for r in records:
-            if r["modality"] == modality and r.get("teacher_retrained") and r.get("teacher_sha256"):
-                if teacher_job_of(r) == job_id(modality, arm, r["seed"]):
-                    files[r["teacher_sha256"]] = retrained_teacher_score(r)
+            if (r["modality"] == modality and r["seed"] == seed and r.get("teacher_retrained")
+                    and r.get("teacher_sha256") and teacher_job_of(r) == job_id(modality, arm, seed)):
+                files[r["teacher_sha256"]] = retrained_teacher_score(r)
         values += [v for v in files.values() if v is not None]
     return values
+
+
+def training_runs(records: list[dict[str, Any]], modality: str, arm: str, metric: str | None) -> list[float]:
+    """Every score of ``arm`` from a separate training run, over all its seeds (:func:`seed_runs`)."""
+    seeds = dict.fromkeys(r["seed"] for r in records_of(records, modality, arm))
+    return [v for seed in seeds for v in seed_runs(records, modality, arm, seed, metric)]
 
 
 # --------------------------------------------------------------------------- noise
@@ -275,6 +283,18 @@ def read_claim(records: list[dict[str, Any]], claim: Claim) -> Reading:
             if score is not None:
                 values_b[seed] = score
                 retrained.append(seed)
+    # Two teacher-stage arms (the teacher against its ablations or the baseline): a teacher seed
+    # trained more than once is read at the mean of its runs, not at whichever record came first.
+    # (A student is read against the one file it distilled from, above.)
+    averaged: dict[tuple[str, int], list[float]] = {}
+    if metric is None:
+        for side, values, records_by_seed in ((claim.arm, values_a, mine), (claim.other, values_b, theirs)):
+            for seed, r in records_by_seed.items():
+                runs = seed_runs(records, modality, side, seed, metric)
+                both_teachers = all(by.get(seed, {}).get("stage") == "teacher" for by in (mine, theirs))
+                if both_teachers and len(runs) > 1:
+                    values[seed] = statistics.fmean(runs)
+                    averaged[side, seed] = runs
     seeds = tuple(sorted(s for s in set(values_a) & set(values_b)
                          if values_a[s] is not None and values_b[s] is not None))
     if not seeds:
@@ -284,8 +304,8 @@ def read_claim(records: list[dict[str, Any]], claim: Claim) -> Reading:
     seed_var, parts = seed_variance(records, claim, [values_a[s] - values_b[s] for s in seeds])
     boot = []
     for seed in seeds:
-        if seed in retrained:
-            continue  # the retrained teacher file was scored overall only
+        if seed in retrained or any(key[1] == seed for key in averaged):
+            continue  # a retrained teacher file was scored overall only
         var = paired_bootstrap_var(_sequence_scores(mine[seed], metric), _sequence_scores(theirs[seed], metric))
         if var is not None:
             boot.append(var)
@@ -309,14 +329,9 @@ def read_claim(records: list[dict[str, Any]], claim: Claim) -> Reading:
     fast = set(fast_evaluations(records))
     if suspect := [r["id"] for s in seeds for r in (mine[s], theirs[s]) if r["id"] in fast]:
         notes.append(f"{', '.join(suspect)}: evaluation far faster than its stage's, boxes possibly reused")
-    if claim.arm == "teacher" and metric is None:
-        # the teacher record's file may be lost; a retrained file of the same seed is another run
-        for seed in seeds:
-            other = [retrained_teacher_score(r) for r in records
-                     if r["modality"] == modality and r["seed"] == seed and r.get("teacher_retrained")
-                     and teacher_job_of(r) == job_id(modality, "teacher", seed)]
-            if other and other[0] is not None and values_b.get(seed) is not None:
-                notes.append(f"against the retrained teacher file of seed {seed} ({other[0]:.1f}) the "
-                             f"difference is {other[0] - values_b[seed]:+.1f}")
+    for (side, seed), runs in averaged.items():
+        if seed in seeds:
+            notes.append(f"{side} seed {seed} read at the mean of its {len(runs)} training runs "
+                         f"({', '.join(f'{v:.1f}' for v in runs)}: its record first, then retrained files)")
     return Reading(claim, seeds, diff, low, high, "; ".join(parts),
                    verdict_of(claim.kind, low, high, len(seeds)), tuple(notes))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmtrack_kd.experiments.claims import (VERDICTS, Claim, Reading, paired_bootstrap_var, read_claim,
-                                           seed_variance, training_runs, verdict_of)
+                                           seed_runs, seed_variance, training_runs, verdict_of)
 from tests.experiments.helpers import make_record
 
 BEATS = Claim("c", "student", "fost")
@@ -223,9 +223,9 @@ def test_a_student_is_read_against_the_teacher_file_it_distilled_from() -> None:
     assert "no sequence bootstrap" in reading.line
 
 
-def test_teacher_retrained_files_count_as_runs_and_ablations_name_them() -> None:
-    """A teacher arm's retrained files are further training runs of it; a teacher ablation also
-    prints its difference against the retrained file of the same seed."""
+def test_teacher_retrained_files_count_as_runs_and_ablations_read_their_mean() -> None:
+    """A teacher arm's retrained files are further training runs of it; a teacher ablation is
+    read against the mean of the teacher's runs of the same seed, and the line lists them."""
     retrained = dict(teacher="runs/rgbt-teacher-s0/teacher/best.pt", teacher_sha256="a" * 16,
                      teacher_retrained=True, teacher_scores={"synthetic": {"PR": 0.62, "SR": 0.3}})
     records = [make_record("teacher", 0, 72.7), make_record("teacher", 1, 56.8),
@@ -239,7 +239,26 @@ def test_teacher_retrained_files_count_as_runs_and_ablations_name_them() -> None
     assert training_runs(records, "rgbd", "teacher", None) == []
     line = read_claim(records, Claim("c", "teacher", "teacher-no-spatial")).line
     assert "teacher sd" in line and "over 3 runs" in line
-    assert "against the retrained teacher file of seed 0 (62.0) the difference is +6.0" in line
+    reading = read_claim(records, Claim("c", "teacher", "teacher-no-spatial"))
+    assert reading.diff == pytest.approx((72.7 + 62.0) / 2 - 56.0)
+    assert "teacher seed 0 read at the mean of its 2 training runs (72.7, 62.0" in reading.line
+    assert "no sequence bootstrap" in reading.line  # the retrained file was scored overall only
+    # a seed trained once is read at its record, and the other arm's side is averaged the same way
+    once = [make_record("teacher", 1, 56.8), make_record("teacher-no-spatial", 1, 50.0)]
+    assert read_claim(once, Claim("c", "teacher", "teacher-no-spatial")).diff == pytest.approx(6.8)
+    flipped = read_claim(records, Claim("c", "teacher-no-spatial", "teacher"))
+    assert flipped.diff == pytest.approx(56.0 - (72.7 + 62.0) / 2)
+
+
+def test_seed_runs_lists_one_seeds_training_runs_each_file_once() -> None:
+    retrained = dict(teacher="runs/rgbt-teacher-s0/teacher/best.pt", teacher_sha256="a" * 16,
+                     teacher_retrained=True, teacher_scores={"synthetic": {"PR": 0.62, "SR": 0.3}})
+    records = [make_record("teacher", 0, 72.7), make_record("teacher", 1, 56.8),
+               make_record("student", 0, 80.0, **retrained), make_record("student-ce", 0, 10.0, **retrained)]
+    assert seed_runs(records, "rgbt", "teacher", 0, None) == pytest.approx([72.7, 62.0])
+    assert seed_runs(records, "rgbt", "teacher", 1, None) == pytest.approx([56.8])
+    assert seed_runs(records, "rgbt", "student", 0, None) == pytest.approx([80.0])  # students: records only
+    assert seed_runs(records, "rgbt", "teacher", 2, None) == []
 
 
 def test_notes_name_different_teacher_files_and_suspect_evaluations() -> None:
