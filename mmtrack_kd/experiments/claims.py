@@ -283,16 +283,16 @@ def read_claim(records: list[dict[str, Any]], claim: Claim) -> Reading:
             if score is not None:
                 values_b[seed] = score
                 retrained.append(seed)
-    # Two teacher-stage arms (the teacher against its ablations or the baseline): a teacher seed
-    # trained more than once is read at the mean of its runs, not at whichever record came first.
-    # (A student is read against the one file it distilled from, above.)
+    # Two arms trained independently of any teacher file (the teacher against its ablations or
+    # the baseline): a teacher seed trained more than once is read at the mean of its runs, not
+    # at whichever record came first. A student is read against the one file it came from.
     averaged: dict[tuple[str, int], list[float]] = {}
     if metric is None:
         for side, values, records_by_seed in ((claim.arm, values_a, mine), (claim.other, values_b, theirs)):
             for seed, r in records_by_seed.items():
                 runs = seed_runs(records, modality, side, seed, metric)
-                both_teachers = all(by.get(seed, {}).get("stage") == "teacher" for by in (mine, theirs))
-                if both_teachers and len(runs) > 1:
+                independent = all(seed in by and not by[seed].get("teacher") for by in (mine, theirs))
+                if independent and len(runs) > 1:
                     values[seed] = statistics.fmean(runs)
                     averaged[side, seed] = runs
     seeds = tuple(sorted(s for s in set(values_a) & set(values_b)
