@@ -12,9 +12,7 @@ from typing import Annotated, Iterable
 import numpy as np
 from pydantic import Field
 
-from mmtrack_kd.data.modality import ModalityAdapter
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
+from mmtrack_kd.data import DataError, ModalityAdapter, Sequence
 
 #: ImageNet channel statistics (RGB order, values in [0, 1]), which OSTrack and the trackers
 #: built on it (ViPT, BAT, TBSI, MPLT) use for every 3-channel stream, auxiliary ones included.

@@ -6,10 +6,8 @@ from typing import Callable
 
 import numpy as np
 
-from mmtrack_kd.data.io import read_rgb
-from mmtrack_kd.data.modality import ModalityAdapter
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import ModalityAdapter, Sequence, read_rgb
 from modality_adapters.common import IMAGENET_MEAN, IMAGENET_STD, frame_path, to_uint8_rgb
 
 

@@ -19,11 +19,8 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
-from mmtrack_kd.data.io import read_image
-from mmtrack_kd.data.modality import AdapterOptions, ModalityAdapter
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import AdapterOptions, DataError, ModalityAdapter, Sequence, read_image
 from modality_adapters.common import (
     IMAGENET_MEAN,
     IMAGENET_STD,

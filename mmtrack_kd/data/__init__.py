@@ -1,14 +1,43 @@
-"""Data types and the plugin interfaces for modalities and datasets."""
+"""Data types, the plugin interfaces for modalities and datasets, and what plugins share.
 
+This package is the public API of plugins: a modality or dataset plugin imports what it needs
+from here (and ``mmtrack_kd.hookimpl``), never from the engine's other packages or from another
+plugin package.
+
+- Interfaces: :class:`ModalityAdapter` (with :class:`AdapterOptions`) and :class:`DatasetPlugin`
+  (with :class:`DatasetOptions`), and the :class:`Sequence` a dataset plugin returns.
+- Readers and writers: :func:`read_image`, :func:`read_rgb`, :func:`polygon_to_xywh`, and the
+  HDF5 event file (:class:`EventStore`, :func:`write_event_h5`).
+- Other plugins by name: :func:`installed_plugins` (the plugin registry).
+- Errors: :class:`DataError` (unreadable data), :class:`RecipeError` with
+  :func:`validation_problems` (options that do not validate), :class:`PluginError`.
+"""
+
+from mmtrack_kd.data.boxes import polygon_to_xywh
 from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin, root_variable
-from mmtrack_kd.data.modality import AdapterOptions, ModalityAdapter
+from mmtrack_kd.data.event_store import EventStore, write_event_h5
+from mmtrack_kd.data.io import read_image, read_rgb
+from mmtrack_kd.data.lookup import installed_plugins
+from mmtrack_kd.data.modality import IMAGE_SUFFIXES, AdapterOptions, ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
+from mmtrack_kd.errors import DataError, PluginError, RecipeError, validation_problems
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "AdapterOptions",
+    "DataError",
     "DatasetOptions",
     "DatasetPlugin",
+    "EventStore",
     "ModalityAdapter",
+    "PluginError",
+    "RecipeError",
     "Sequence",
+    "installed_plugins",
+    "polygon_to_xywh",
+    "read_image",
+    "read_rgb",
     "root_variable",
+    "validation_problems",
+    "write_event_h5",
 ]

@@ -15,7 +15,7 @@ import pytest
 
 from mmtrack_kd.errors import DataError, NotAvailableError
 from modality_adapters.aedat4 import convert_aedat4
-from modality_adapters.event_store import EventStore
+from mmtrack_kd.data.event_store import EventStore
 
 EVENT_DTYPE = np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), (("p", "on"), "?")])
 BASE = 1_600_000_000_000_000

@@ -16,6 +16,7 @@ from mmtrack_kd.errors import DataError
 from mmtrack_kd.plugins import load_registry
 
 from plugins.synthetic import generate as generate_module
+from plugins.synthetic.command import synth
 from plugins.synthetic.generate import MANIFEST, TRUTH_FOLDER, load_truth
 from plugins.synthetic.options import ContentOptions, SyntheticOptions
 
@@ -105,7 +106,7 @@ def test_layout_reads_back_through_the_real_plugin(registry, tmp_path, layout):
                 assert rgb.read(sequence, index).shape == (TINY["height"], TINY["width"], 3)
                 assert aux.read(sequence, index).shape[:2] == (TINY["height"], TINY["width"])
             if layout == "visevent":
-                from modality_adapters.event_store import EventStore
+                from mmtrack_kd.data.event_store import EventStore
 
                 assert sequence.raw["event"].name == "events.h5"
                 with EventStore(sequence.raw["event"]) as store:
@@ -213,14 +214,13 @@ def test_an_interrupted_generation_leaves_no_root(registry, tmp_path, monkeypatc
 
 
 def test_synth_command_and_preview(registry, tmp_path, monkeypatch):
-    cls = registry.dataset("synthetic")
-    lines = cls.synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72, workers=1)
+    lines = synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72, workers=1)
     assert "wrote 3 visevent sequences" in lines[0]
     assert "name: synthetic" in lines[1] and "frames: 12" in lines[1]
-    assert cls.synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72)[0].endswith("is up to date")
+    assert synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72)[0].endswith("is up to date")
     with pytest.raises(DataError, match="other options"):
-        cls.synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72)
-    assert "wrote 6" in cls.synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72, force=True)[0]
+        synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72)
+    assert "wrote 6" in synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72, force=True)[0]
 
     import cv2
 
@@ -228,7 +228,7 @@ def test_synth_command_and_preview(registry, tmp_path, monkeypatch):
 
     out = write_preview(tmp_path / "sheet.png", frames=24, width=96, height=72, sequences=2, registry=registry)
     sheet = cv2.imread(str(out))
-    assert cls.synth(preview=True, out=tmp_path / "sheet2.png", frames=24, width=96, height=72, registry=registry) == [
+    assert synth(preview=True, out=tmp_path / "sheet2.png", frames=24, width=96, height=72, registry=registry) == [
         f"wrote the synthetic-data contact sheet {tmp_path / 'sheet2.png'}"
     ]
     assert (tmp_path / "sheet2.png").stat().st_size > 0
