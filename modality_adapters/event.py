@@ -37,6 +37,8 @@ from pydantic import Field
 
 from mmtrack_kd import hookimpl
 from mmtrack_kd.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     AdapterOptions,
     DataError,
     EventStore,
@@ -45,8 +47,6 @@ from mmtrack_kd.data import (
     read_rgb,
 )
 from modality_adapters.common import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PositiveTriple,
     Triple,
     frame_path,
@@ -99,22 +99,11 @@ class EventAdapter(ModalityAdapter):
         super().__init__(options)
         self._stores: OrderedDict[Path, EventStore] = OrderedDict()
         self._pid = os.getpid()
-
-    @property
-    def channels(self) -> int:
-        return self.options.bins if self.options.representation == "voxel" else 3
-
-    @property
-    def mean(self) -> tuple[float, ...]:
         if self.options.representation == "voxel":
-            return (0.0,) * self.options.bins
-        return tuple(self.options.frame_mean)
-
-    @property
-    def std(self) -> tuple[float, ...]:
-        if self.options.representation == "voxel":
-            return (self.options.voxel_std,) * self.options.bins
-        return tuple(self.options.frame_std)
+            bins = self.options.bins
+            self.channels, self.mean, self.std = bins, (0.0,) * bins, (self.options.voxel_std,) * bins
+        else:
+            self.mean, self.std = tuple(self.options.frame_mean), tuple(self.options.frame_std)
 
     def read(self, sequence: Sequence, index: int) -> np.ndarray:
         if self.options.representation == "frame":
