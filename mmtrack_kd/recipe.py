@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mmtrack_kd.errors import MmtrackError, RecipeError, validation_problems
+from mmtrack_kd.plugins import default_registry
 
 
 class Section(BaseModel):
@@ -63,8 +64,6 @@ class PluginChoice(BaseModel):
     @property
     def plugin(self) -> type:
         """The plugin class (looked up in the installed plugins)."""
-        from mmtrack_kd.plugins import default_registry
-
         return default_registry().get(self.kind, self.name)
 
     @model_validator(mode="wrap")
@@ -79,8 +78,6 @@ class PluginChoice(BaseModel):
         choice = handler(data)
         registry = (info.context or {}).get("registry")
         if registry is None:
-            from mmtrack_kd.plugins import default_registry
-
             registry = default_registry()
         try:
             plugin = registry.get(cls.kind, choice.name)

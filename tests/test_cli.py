@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import torch
 
 from mmtrack_kd import hookimpl
 from mmtrack_kd.cli import build_parser, cmd_train, main
@@ -108,8 +109,6 @@ def test_plugins_lists_every_installed_builtin(capsys, monkeypatch):
 
 def test_unusable_device_is_one_message(tmp_path):
     """--device names a device this machine lacks, or none at all: one message, exit 2."""
-    import torch
-
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     result = run_cli("benchmark", "--what", "speed", "--recipe", "recipes/demo-rgbt.yaml", "--device", "cuda")

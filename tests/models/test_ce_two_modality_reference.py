@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mmtrack_kd.models import OneStreamStudent
 
-from .conftest import TINY, _centre_head_reference, make_inputs, randomize
+from tests.models.conftest import TINY, _centre_head_reference, make_inputs, randomize
 
 ATOL = 1e-9  # float64 on both sides
 MARGIN = 1e-9  # least score gap between the last kept and the first dropped search token

@@ -11,7 +11,7 @@ from mmtrack_kd.errors import CheckpointError
 from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher, build_model, load_model_from_checkpoint
 from mmtrack_kd.models.checkpoints import load_pretrained, save_model_checkpoint
 
-from .conftest import parameters_without_gradient
+from tests.models.conftest import parameters_without_gradient
 
 SHAPES = [
     dict(depth=2),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
 
 from mmtrack_kd.models import TwoStreamTeacher, build_model
 
-from .conftest import parameters_without_gradient
+from tests.models.conftest import parameters_without_gradient
 
 
 def test_outputs_and_features(tiny, inputs):
@@ -72,8 +73,6 @@ def test_prompts_make_the_streams_talk(tiny, inputs, random_weights):
 
 def test_config_rebuilds_the_model_and_inputs_are_checked(tiny, inputs):
     teacher = TwoStreamTeacher(**tiny, history=False, layer_type="linear")
-    import json
-
     rebuilt = build_model("teacher", json.loads(json.dumps(teacher.config)))
     rebuilt.load_state_dict(teacher.state_dict())
     assert rebuilt.config == teacher.config

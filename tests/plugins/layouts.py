@@ -14,6 +14,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
+from mmtrack_kd.data import write_event_h5
+
 WIDTH, HEIGHT = 8, 6
 
 
@@ -222,8 +224,6 @@ def visevent_sequence(
     present = [1] * len(boxes) if present is None else present
     (folder / "absent_label.txt").write_text("".join(f"{int(v)}\n" for v in present))
     if frame_times is not None:
-        from mmtrack_kd.data.event_store import write_event_h5
-
         times = np.asarray(frame_times, dtype=np.int64)
         starts = times[:-1]  # one ON event at the start of each frame
         zeros = np.zeros(len(starts), dtype=np.int64)
