@@ -107,6 +107,7 @@ def test_plugins_lists_every_installed_builtin(capsys, monkeypatch):
         assert info.distribution == "mmtrack-kd" and not info.error and info.registers
 
 
+@pytest.mark.slow
 def test_unusable_device_is_one_message(tmp_path):
     """--device names a device this machine lacks, or none at all: one message, exit 2."""
     if torch.cuda.is_available():

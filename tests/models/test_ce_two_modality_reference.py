@@ -248,6 +248,7 @@ def test_two_modality_candidate_elimination_matches_reference(case):
     assert not torch.equal(final_masks[0], final_masks[1]), "samples kept the same tokens"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 def test_cases_tell_the_documented_rule_from_near_misses(case):
     """Scoring from the own template only, or one top-k over both modalities, would choose other

@@ -13,6 +13,7 @@ from mmtrack_kd.models import TwoStreamTeacher, build_model
 from tests.models.conftest import parameters_without_gradient
 
 
+@pytest.mark.slow
 def test_outputs_and_features(tiny, inputs):
     teacher = TwoStreamTeacher(**tiny)
     templates, searches = inputs()
@@ -35,6 +36,7 @@ SWITCHES = [
 ] + [dict(mplt_compat=True, fusion="conv"), dict(prompters=False)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switches", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
 def test_every_parameter_learns(tiny, inputs, loss_fn, switches):
     teacher = TwoStreamTeacher(**tiny, **switches, aux_in_chans=1)

@@ -63,6 +63,7 @@ def test_registered_through_its_hook(registry):
     assert set(synthetic.Options.model_fields) >= {"layout", "root", "split", "n_train", "seed", "content"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_same_seed_same_bytes_for_any_number_of_workers(registry, tmp_path, layout):
     one = make(registry, tmp_path / "one", layout, workers=1).root
@@ -221,6 +222,7 @@ def test_an_interrupted_generation_leaves_no_root(registry, tmp_path, monkeypatc
     assert make(registry, root, "lasher").report.generated
 
 
+@pytest.mark.slow
 def test_synth_command_and_preview(registry, tmp_path, monkeypatch):
     lines = synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72, workers=1)
     assert "wrote 3 visevent sequences" in lines[0]
