@@ -32,8 +32,13 @@ from typing import Sequence as SequenceType
 
 import numpy as np
 
-from mmtrack_kd.data import DataError, installed_plugins, write_event_h5
-from mmtrack_kd.errors import MmtrackError, NotAvailableError
+from mmtrack_kd.data import (
+    DataError,
+    MmtrackError,
+    NotAvailableError,
+    installed_plugins,
+    write_event_h5,
+)
 
 INSTALL_HINT = "pip install 'mmtrack-kd[events]'"
 

@@ -11,8 +11,10 @@ plugin package.
 - Readers and writers: :func:`read_image`, :func:`read_rgb`, :func:`polygon_to_xywh`, and the
   HDF5 event file (:class:`EventStore`, :func:`write_event_h5`).
 - Other plugins by name: :func:`installed_plugins` (the plugin registry).
-- Errors: :class:`DataError` (unreadable data), :class:`RecipeError` with
-  :func:`validation_problems` (options that do not validate), :class:`PluginError`.
+- Errors (each ends a command with one message): :class:`DataError` (unreadable data),
+  :class:`RecipeError` with :func:`validation_problems` (options that do not validate),
+  :class:`PluginError`, :class:`NotAvailableError` (a missing optional package), and their
+  base :class:`MmtrackError`.
 """
 
 from mmtrack_kd.data.boxes import polygon_to_xywh
@@ -28,7 +30,14 @@ from mmtrack_kd.data.modality import (
     ModalityAdapter,
 )
 from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError, PluginError, RecipeError, validation_problems
+from mmtrack_kd.errors import (
+    DataError,
+    MmtrackError,
+    NotAvailableError,
+    PluginError,
+    RecipeError,
+    validation_problems,
+)
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -39,7 +48,9 @@ __all__ = [
     "DatasetOptions",
     "DatasetPlugin",
     "EventStore",
+    "MmtrackError",
     "ModalityAdapter",
+    "NotAvailableError",
     "PluginError",
     "RecipeError",
     "Sequence",
