@@ -42,7 +42,7 @@ def mmtrack_kd_register_commands(register: Callable[..., None]) -> None:
 
     ``add_arguments(parser)`` adds the command's flags to its ``argparse.ArgumentParser``;
     ``run(args)`` does the work with the parsed ``argparse.Namespace`` and returns the exit
-    status (``None`` is 0). A user error raised by ``run`` (a ``mmtrack_kd.errors.MmtrackError``
-    such as ``DataError``) ends the command with one message and exit status 2, as it does for
-    the built-in commands.
+    status (``None`` is 0). A user error raised by ``run`` (an ``MmtrackError`` of
+    ``mmtrack_kd.data``, such as ``DataError``) ends the command with one message and exit
+    status 2, as it does for the built-in commands.
     """

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from mmtrack_kd.data import DataError, DatasetPlugin, Sequence, installed_plugins, root_variable
 from plugins.synthetic.generate import GenerationReport, ensure_generated, load_truth
