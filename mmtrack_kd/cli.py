@@ -1,14 +1,18 @@
 """The ``mmtrack-kd`` command line: argparse sub-commands with rich output.
 
-Each sub-command parses its arguments here and hands typed values to the module that does the
-work, imported only when that command runs (so ``mmtrack-kd plugins`` does not import torch).
-User errors (:class:`~mmtrack_kd.errors.MmtrackError`) end with one message and exit status 2.
+Each built-in sub-command parses its arguments here and hands typed values to the module that
+does the work, imported only when that command runs (so ``mmtrack-kd plugins`` does not import
+torch). Plugins add their own sub-commands through the ``mmtrack_kd_register_commands`` hook
+(``mmtrack-kd synth`` is the ``synthetic`` plugin's). User errors
+(:class:`~mmtrack_kd.errors.MmtrackError`) end with one message and exit status 2, from a
+plugin's command as from a built-in one.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,9 +22,12 @@ from rich.table import Table
 
 from mmtrack_kd import __version__
 from mmtrack_kd.console import console, error_console, setup_logging
-from mmtrack_kd.errors import MmtrackError, NotAvailableError
+from mmtrack_kd.errors import MmtrackError, NotAvailableError, PluginError
+from mmtrack_kd.plugins import PLUGINS_VARIABLE, Command, Registry, default_registry
 
-Handler = Callable[[argparse.Namespace], int]
+Handler = Callable[[argparse.Namespace], int | None]
+
+log = logging.getLogger(__name__)
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -39,10 +46,9 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    """Print the loaded plugins and what each registers."""
-    from mmtrack_kd.plugins import PLUGINS_VARIABLE, load_registry
-
-    registry = load_registry()
+    """Print the loaded plugins and what each registers (``command synth`` for a plugin's
+    sub-command)."""
+    registry = default_registry()
     table = Table(title="mmtrack-kd plugins")
     table.add_column("plugin")
     table.add_column("distribution")
@@ -104,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- evaluate, track, synth
+# --------------------------------------------------------------------------- evaluate, track
 
 #: ``--compile``: the torch.compile backend it asks for.
 COMPILE_BACKEND = "inductor"
@@ -172,21 +178,6 @@ def cmd_track(args: argparse.Namespace) -> int:
     run = track(args.checkpoint, args.rgb, args.aux, args.init, args.out, device=args.device,
                 settings=settings)
     console.print(run.summary())
-    return 0
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    """Generate the synthetic benchmark (through the registered `synthetic` plugin)."""
-    from mmtrack_kd.plugins import default_registry
-
-    synthetic = default_registry().dataset("synthetic")
-    for line in synthetic.synth(
-        args.root, layout=args.layout, sequences=args.sequences,
-        test_sequences=args.test_sequences, frames=args.frames, width=args.width,
-        height=args.height, seed=args.seed, workers=args.workers, force=args.force,
-        preview=args.preview, out=args.out,
-    ):
-        console.print(line)
     return 0
 
 
@@ -302,8 +293,9 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command-line grammar."""
+def build_parser(registry: Registry | None = None) -> argparse.ArgumentParser:
+    """The whole command-line grammar: the built-in commands, then those the plugins in
+    ``registry`` (default: the installed ones) register."""
     parser = argparse.ArgumentParser(
         prog="mmtrack-kd",
         description="Multi-modal single-object tracking: mutual-prompt teacher, distilled "
@@ -435,35 +427,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(show)
     show.set_defaults(handler=cmd_recipe_show)
 
-    synth = commands.add_parser("synth", help="generate the synthetic benchmark")
-    synth.add_argument("--layout", choices=["lasher", "depthtrack", "visevent"], default="lasher")
-    synth.add_argument("--root", type=Path, help="default: data/synthetic-<layout>")
-    synth.add_argument("--sequences", type=int, default=100, help="training sequences")
-    synth.add_argument("--test-sequences", type=int, help="test sequences (default: --sequences)")
-    synth.add_argument("--frames", type=int, default=100, help="frames per sequence")
-    synth.add_argument("--width", type=int, default=320)
-    synth.add_argument("--height", type=int, default=240)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--workers", type=int, default=2, help="processes (same bytes for any)")
-    synth.add_argument("--force", action="store_true", help="rewrite data made with other options")
-    synth.add_argument("--preview", action="store_true",
-                       help="only write a contact sheet of every layout (PNG)")
-    synth.add_argument("--out", type=Path, help="contact-sheet path (default synthetic-preview.png)")
-    synth.set_defaults(handler=cmd_synth)
+    registry = registry if registry is not None else default_registry()
+    for name, command in sorted(registry.commands.items()):
+        if name in commands.choices:
+            log.warning("plugin %s: command %r left out, mmtrack-kd has a built-in command of that "
+                        "name", registry.owner("command", name).label, name)
+            continue
+        _add_plugin_command(commands.add_parser(name, help=command.help), command, registry)
     return parser
+
+
+def _add_plugin_command(parser: argparse.ArgumentParser, command: Command, registry: Registry) -> None:
+    """Give a plugin's command its flags and its handler; a plugin whose ``add_arguments``
+    fails leaves the command listed, and running it says why it cannot run."""
+    try:
+        command.add_arguments(parser)
+    except Exception as error:  # a broken plugin must not take the other commands down
+        message = (f"command {command.name!r} of plugin {registry.owner('command', command.name).label} "
+                   f"could not be set up: {type(error).__name__}: {error}")
+        log.warning("%s", message)
+
+        def refuse(args: argparse.Namespace) -> int:
+            raise PluginError(message)
+
+        parser.set_defaults(handler=refuse)
+        return
+    parser.set_defaults(handler=command.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = build_parser()
-    # `experiments` hands its whole argument list to its own parser (mmtrack_kd.experiments.command).
-    args, unknown = parser.parse_known_args(argv)
-    if args.command == "experiments":
-        args.arguments = list(args.arguments) + unknown
-    elif unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    setup_logging(args.verbose, args.quiet)
+    # Loading the plugins (for their commands) may warn about a broken one: through rich, as
+    # every other log line; -v and -q apply once the arguments are parsed.
+    setup_logging()
     try:
+        parser = build_parser()
+        # `experiments` hands its whole argument list to its own parser (mmtrack_kd.experiments.command).
+        args, unknown = parser.parse_known_args(argv)
+        if args.command == "experiments":
+            args.arguments = list(args.arguments) + unknown
+        elif unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        setup_logging(args.verbose, args.quiet)
         return int(args.handler(args) or 0)
     except MmtrackError as error:
         error_console.print(

@@ -9,6 +9,8 @@ callback, so a plugin registers zero, one or many things without return-value co
     @hookimpl
     def mmtrack_kd_register_modalities(register):
         register(NearInfraredAdapter)
+
+A plugin may also bring its own ``mmtrack-kd`` sub-command (``mmtrack_kd_register_commands``).
 """
 
 from __future__ import annotations
@@ -37,3 +39,16 @@ def mmtrack_kd_register_datasets(register: Callable[[type], None]) -> None:
 def mmtrack_kd_register_protocols(register: Callable[[type], None]) -> None:
     """Register scoring protocols: subclasses of ``mmtrack_kd.evaluation.protocols.Protocol``
     that construct without arguments; a dataset plugin names one in its ``protocol``."""
+
+
+@hookspec
+def mmtrack_kd_register_commands(register: Callable[..., None]) -> None:
+    """Register ``mmtrack-kd`` sub-commands:
+    ``register(name, add_arguments, run, help="...")``.
+
+    ``add_arguments(parser)`` adds the command's flags to its ``argparse.ArgumentParser``;
+    ``run(args)`` does the work with the parsed ``argparse.Namespace`` and returns the exit
+    status (``None`` is 0). A user error raised by ``run`` (an ``MmtrackError`` of
+    ``mmtrack_kd.data``, such as ``DataError``) ends the command with one message and exit
+    status 2, as it does for the built-in commands.
+    """

@@ -1,5 +1,5 @@
-"""Plugin discovery and the registries of modality adapters, dataset plugins and scoring
-protocols.
+"""Plugin discovery and the registries of modality adapters, dataset plugins, scoring protocols
+and commands.
 
 Every plugin, the built-in ones included, is an entry point of the ``mmtrack_kd`` group, so the
 path a third-party package takes is the path every run takes. The environment variable
@@ -10,10 +10,12 @@ variable names any plugin.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import functools
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
@@ -31,14 +33,34 @@ if TYPE_CHECKING:  # see _interface: evaluation sits above this registry
 ENTRY_POINT_GROUP = "mmtrack_kd"
 PLUGINS_VARIABLE = "MMTRACK_KD_PLUGINS"
 
-Kind = Literal["modality", "dataset", "protocol"]
+Kind = Literal["modality", "dataset", "protocol", "command"]
+
+#: What a command name may look like: ``mmtrack-kd NAME`` (lower case, digits, dashes).
+COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]*")
 
 log = logging.getLogger(__name__)
 
 
 class MalformedPluginError(PluginError):
-    """A plugin registered something that is not a valid adapter, dataset or protocol class;
+    """A plugin registered something that is not a valid adapter, dataset or protocol class, or command;
     that plugin is withdrawn (and listed with the error), the others keep working."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A sub-command a plugin brings: ``mmtrack-kd NAME ...``.
+
+    Attributes:
+        name: the sub-command's name.
+        add_arguments: adds the command's flags to its ``argparse.ArgumentParser``.
+        run: does the work with the parsed arguments; returns the exit status (``None``: 0).
+        help: one line for ``mmtrack-kd --help``.
+    """
+
+    name: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+    help: str = ""
 
 
 @dataclass
@@ -78,6 +100,7 @@ class Registry:
         self.modalities: dict[str, type[ModalityAdapter]] = {}
         self.datasets: dict[str, type[DatasetPlugin]] = {}
         self.protocols: dict[str, type[Protocol]] = {}
+        self.commands: dict[str, Command] = {}
         self.plugins: list[PluginInfo] = []
         self._owners: dict[tuple[str, str], PluginInfo] = {}
 
@@ -88,7 +111,7 @@ class Registry:
 
     def _table(self, kind: Kind) -> dict[str, Any]:
         return {"modality": self.modalities, "dataset": self.datasets,
-                "protocol": self.protocols}[kind]
+                "protocol": self.protocols, "command": self.commands}[kind]
 
     def get(self, kind: Kind, name: str) -> Any:
         """The registered class of ``kind`` called ``name`` (case-insensitive when no name
@@ -127,7 +150,7 @@ class Registry:
         """The plugin that registered ``name``."""
         return self._owners[(kind, name)]
 
-    def add(self, kind: Kind, cls: Any, info: PluginInfo) -> None:
+    def add(self, kind: Literal["modality", "dataset", "protocol"], cls: Any, info: PluginInfo) -> None:
         """Register ``cls`` on behalf of plugin ``info``; checks its declaration and refuses a
         name another plugin already took."""
         base = _interface(kind)
@@ -147,6 +170,33 @@ class Registry:
                 f"plugin {info.label}: {cls.__name__}.Options must subclass "
                 f"{options_base.__module__}.{options_base.__name__}"
             )
+        self._claim(kind, name, cls, info)
+
+    def add_command(
+        self,
+        name: str,
+        add_arguments: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[argparse.Namespace], int | None],
+        help: str = "",
+        *,
+        info: PluginInfo,
+    ) -> None:
+        """Register the sub-command ``name`` on behalf of plugin ``info`` (the
+        ``mmtrack_kd_register_commands`` hook's ``register``)."""
+        if not isinstance(name, str) or not COMMAND_NAME.fullmatch(name):
+            raise MalformedPluginError(
+                f"plugin {info.label} registered the command name {name!r}; a command name is "
+                "lower case letters, digits and dashes, starting with a letter"
+            )
+        for role, function in (("add_arguments", add_arguments), ("run", run)):
+            if not callable(function):
+                raise MalformedPluginError(
+                    f"plugin {info.label}: command {name!r} has no callable `{role}` ({function!r})"
+                )
+        self._claim("command", name, Command(name, add_arguments, run, str(help)), info)
+
+    def _claim(self, kind: Kind, name: str, value: Any, info: PluginInfo) -> None:
+        """File ``value`` under ``name``, or refuse a name another plugin already took."""
         table = self._table(kind)
         if name in table:
             first = self._owners[(kind, name)]
@@ -154,7 +204,7 @@ class Registry:
                 f"{kind} {name!r} is registered twice: by plugin {first.label} and by plugin "
                 f"{info.label}; uninstall one of them or restrict {PLUGINS_VARIABLE}"
             )
-        table[name] = cls
+        table[name] = value
         self._owners[(kind, name)] = info
         info.registers.append(f"{kind} {name}")
 
@@ -162,7 +212,7 @@ class Registry:
         """Remove everything plugin ``info`` registered (its hook failed half-way)."""
         for (kind, name), owner in list(self._owners.items()):
             if owner is info:
-                del self._table(kind)[name]  # type: ignore[arg-type]
+                del self._table(kind)[name]
                 del self._owners[(kind, name)]
         info.registers.clear()
 
@@ -226,7 +276,8 @@ def load_registry(
     Raises:
         PluginError: two plugins register the same name. A plugin that fails to import,
             implements an unknown hook, raises in a hook or registers something that is not a
-            valid adapter, dataset or protocol class is left out, with its error in ``failures``.
+            valid adapter, dataset or protocol class or command is left out, with its error in
+            ``failures``.
     """
     selected = _selected_names(only)
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
@@ -265,19 +316,21 @@ def load_registry(
 
     _drop_invalid(pm, infos)
 
-    hooks: list[tuple[Kind, pluggy.HookCaller]] = [
-        ("modality", pm.hook.mmtrack_kd_register_modalities),
-        ("dataset", pm.hook.mmtrack_kd_register_datasets),
-        ("protocol", pm.hook.mmtrack_kd_register_protocols),
+    # Each hook with the registry method its `register` callback calls.
+    hooks: list[tuple[pluggy.HookCaller, Callable[..., None]]] = [
+        (pm.hook.mmtrack_kd_register_modalities, functools.partial(registry.add, "modality")),
+        (pm.hook.mmtrack_kd_register_datasets, functools.partial(registry.add, "dataset")),
+        (pm.hook.mmtrack_kd_register_protocols, functools.partial(registry.add, "protocol")),
+        (pm.hook.mmtrack_kd_register_commands, registry.add_command),
     ]
-    for kind, caller in hooks:
+    for caller, add in hooks:
         # Call each implementation on its own so every registration is attributed to its plugin.
         for impl in reversed(caller.get_hookimpls()):
             info = infos[impl.plugin_name]
             info.hooks.append(caller.name)
             if info.error:  # an earlier hook of this plugin failed; its registrations are gone
                 continue
-            register: Callable[[type], None] = functools.partial(registry.add, kind, info=info)
+            register: Callable[..., None] = functools.partial(add, info=info)
             try:
                 impl.function(register=register)
             except MalformedPluginError as error:  # the plugin's bug: the others keep working

@@ -28,7 +28,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from mmtrack_kd.errors import MmtrackError, RecipeError
+from mmtrack_kd.errors import MmtrackError, RecipeError, validation_problems
+from mmtrack_kd.plugins import default_registry
 
 
 class Section(BaseModel):
@@ -63,8 +64,6 @@ class PluginChoice(BaseModel):
     @property
     def plugin(self) -> type:
         """The plugin class (looked up in the installed plugins)."""
-        from mmtrack_kd.plugins import default_registry
-
         return default_registry().get(self.kind, self.name)
 
     @model_validator(mode="wrap")
@@ -79,8 +78,6 @@ class PluginChoice(BaseModel):
         choice = handler(data)
         registry = (info.context or {}).get("registry")
         if registry is None:
-            from mmtrack_kd.plugins import default_registry
-
             registry = default_registry()
         try:
             plugin = registry.get(cls.kind, choice.name)
@@ -641,10 +638,6 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
             raise RecipeError("--set", [(where, f"cannot set a key inside a {type(node).__name__}")])
 
 
-def _location(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(recipe)"
-
-
 def validate_recipe(data: Any, source: str = "<recipe>", registry: Any = None) -> Recipe:
     """Validate raw recipe data; every problem is reported at once with its path."""
     if not isinstance(data, dict):
@@ -654,33 +647,6 @@ def validate_recipe(data: Any, source: str = "<recipe>", registry: Any = None) -
         return Recipe.model_validate(data, context=context)
     except ValidationError as error:
         raise RecipeError(source, validation_problems(error)) from None
-
-
-# The location parts pydantic adds for a union member or a wrap validator (`list[int]`,
-# `literal['even','all']`, `function-wrap[...]`): never a recipe key. Bare member tags (`int`,
-# `str`, `path`) are left alone: a plugin's option may well be called `path`.
-_UNION_TAG = re.compile(r"(list|dict|set|tuple|literal|function-[a-z]+|nullable|union|tagged-union)\[.*\]")
-
-
-def validation_problems(error: ValidationError) -> list[tuple[str, str]]:
-    """A pydantic error as ``(dotted path, message)`` pairs, one per problem."""
-    problems: dict[str, list[str]] = {}
-    for item in error.errors(include_url=False):
-        # `wrap` validators add the class name to the location of nested errors, and a union
-        # adds the member it tried (`list[int]`, `literal['even',...]`): keep the recipe's path,
-        # and give one problem a key whose every member failed.
-        loc = tuple(
-            part for part in item["loc"]
-            if part not in ("ModalityChoice", "DatasetChoice")
-            and not (isinstance(part, str) and _UNION_TAG.fullmatch(part))
-        )
-        message = item["msg"]
-        if item["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-        messages = problems.setdefault(_location(loc), [])
-        if message not in messages:
-            messages.append(message)
-    return [(path, "; or ".join(messages)) for path, messages in problems.items()]
 
 
 def load_recipe(

@@ -8,9 +8,9 @@ one :class:`~mmtrack_kd.data.ModalityAdapter` through the ``mmtrack_kd_register_
 - :mod:`modality_adapters.depth`: ``depth``, uint16 depth maps with ViPT's clipping and JET map.
 - :mod:`modality_adapters.event`: ``event``, rendered event frames or voxel grids of raw events.
 
-Support modules (not plugins): :mod:`modality_adapters.event_store` (the HDF5 event file: writer
-and reader), :mod:`modality_adapters.aedat4` (VisEvent ``.aedat4`` to that file) and
-:mod:`modality_adapters.common` (helpers shared by the adapters).
+Support modules (not plugins): :mod:`modality_adapters.aedat4` (VisEvent ``.aedat4`` to the
+HDF5 event file of :mod:`mmtrack_kd.data.event_store`) and :mod:`modality_adapters.common`
+(helpers shared by the adapters).
 
 The engine never imports this package by name; it finds the plugins through their entry points.
 """

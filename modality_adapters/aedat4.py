@@ -1,4 +1,5 @@
-"""Convert VisEvent's ``.aedat4`` recordings to the HDF5 event file of :mod:`.event_store`.
+"""Convert VisEvent's ``.aedat4`` recordings to the HDF5 event file
+(:mod:`mmtrack_kd.data.event_store`).
 
 Reading AEDAT 4 needs the optional package ``aedat`` (``pip install 'mmtrack-kd[events]'``),
 imported only when a conversion runs, so nothing else depends on it.
@@ -22,15 +23,22 @@ A file whose frame count does not cover the ``N`` frames asked for is an error, 
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from typing import Sequence as SequenceType
 
 import numpy as np
 
-from mmtrack_kd.errors import DataError, MmtrackError, NotAvailableError
-from modality_adapters.event_store import write_event_h5
+from mmtrack_kd.data import (
+    DataError,
+    MmtrackError,
+    NotAvailableError,
+    installed_plugins,
+    write_event_h5,
+)
 
 INSTALL_HINT = "pip install 'mmtrack-kd[events]'"
 
@@ -237,11 +245,6 @@ def convert_dataset(
 def main(argv: SequenceType[str] | None = None) -> int:
     """``mmtrack-kd-events``: convert a VisEvent split's ``.aedat4`` recordings to ``events.h5``
     (the raw events the ``event`` adapter's voxel representation reads)."""
-    import argparse
-    import sys
-
-    from mmtrack_kd.plugins import default_registry
-
     parser = argparse.ArgumentParser(
         prog="mmtrack-kd-events",
         description="Convert a dataset's .aedat4 event recordings (VisEvent layout) into the "
@@ -254,7 +257,7 @@ def main(argv: SequenceType[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="convert again where events.h5 exists")
     args = parser.parse_args(argv)
     try:
-        cls = default_registry().dataset(args.dataset)
+        cls = installed_plugins().dataset(args.dataset)
         options = {"split": args.split, **({"root": args.root} if args.root else {})}
         dataset = cls(cls.Options(**options))
         written, failures = convert_dataset(dataset, args.sequences, force=args.force)

@@ -12,14 +12,7 @@ from typing import Annotated, Iterable
 import numpy as np
 from pydantic import Field
 
-from mmtrack_kd.data.modality import ModalityAdapter
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
-
-#: ImageNet channel statistics (RGB order, values in [0, 1]), which OSTrack and the trackers
-#: built on it (ViPT, BAT, TBSI, MPLT) use for every 3-channel stream, auxiliary ones included.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from mmtrack_kd.data import DataError, ModalityAdapter, Sequence
 
 #: A per-channel mean of a 3-channel stream, as a recipe writes it (``[0.5, 0.5, 0.5]``).
 Triple = tuple[float, float, float]

@@ -31,14 +31,17 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
-from mmtrack_kd.data.io import read_image
-from mmtrack_kd.data.modality import AdapterOptions, ModalityAdapter
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
-from modality_adapters.common import (
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    AdapterOptions,
+    DataError,
+    ModalityAdapter,
+    Sequence,
+    read_image,
+)
+from modality_adapters.common import (
     PositiveTriple,
     Triple,
     frame_path,
@@ -104,17 +107,9 @@ class DepthAdapter(ModalityAdapter):
     video_input = "grey"
     options: DepthOptions
 
-    @property
-    def channels(self) -> int:
-        return 3
-
-    @property
-    def mean(self) -> tuple[float, ...]:
-        return tuple(self.options.mean)
-
-    @property
-    def std(self) -> tuple[float, ...]:
-        return tuple(self.options.std)
+    def __init__(self, options: DepthOptions | None = None) -> None:
+        super().__init__(options)
+        self.mean, self.std = tuple(self.options.mean), tuple(self.options.std)
 
     def read(self, sequence: Sequence, index: int) -> np.ndarray:
         path = frame_path(sequence, self.name, index)

@@ -5,7 +5,7 @@
   [0, 1] with ImageNet statistics, exactly as ViPT feeds them (its ``rgbrgb`` loader).
 - ``representation: voxel``: a voxel grid of ``bins`` time bins built from the raw events of the
   frame's interval, read from the sequence's HDF5 event file (``sequence.raw["event"]``, see
-  :mod:`modality_adapters.event_store`). ``channels == bins``; when that is not 3 the model gives
+  :mod:`mmtrack_kd.data.event_store`). ``channels == bins``; when that is not 3 the model gives
   the stream its own patch embedding.
 
 Voxel grid (the standard definition, Zhu et al. 2019, as in E2VID): for the frame's events with
@@ -35,20 +35,23 @@ from typing import Any, Callable, Literal
 import numpy as np
 from pydantic import Field
 
-from mmtrack_kd.data.io import read_rgb
-from mmtrack_kd.data.modality import AdapterOptions, ModalityAdapter
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
-from modality_adapters.common import (
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    AdapterOptions,
+    DataError,
+    EventStore,
+    ModalityAdapter,
+    Sequence,
+    read_rgb,
+)
+from modality_adapters.common import (
     PositiveTriple,
     Triple,
     frame_path,
     to_uint8_rgb,
 )
-from modality_adapters.event_store import EventStore
 
 # Colours of rendered events, as VisEvent's event images show them.
 ON_COLOUR = np.array([255, 0, 0], dtype=np.float32)  # red
@@ -96,22 +99,11 @@ class EventAdapter(ModalityAdapter):
         super().__init__(options)
         self._stores: OrderedDict[Path, EventStore] = OrderedDict()
         self._pid = os.getpid()
-
-    @property
-    def channels(self) -> int:
-        return self.options.bins if self.options.representation == "voxel" else 3
-
-    @property
-    def mean(self) -> tuple[float, ...]:
         if self.options.representation == "voxel":
-            return (0.0,) * self.options.bins
-        return tuple(self.options.frame_mean)
-
-    @property
-    def std(self) -> tuple[float, ...]:
-        if self.options.representation == "voxel":
-            return (self.options.voxel_std,) * self.options.bins
-        return tuple(self.options.frame_std)
+            bins = self.options.bins
+            self.channels, self.mean, self.std = bins, (0.0,) * bins, (self.options.voxel_std,) * bins
+        else:
+            self.mean, self.std = tuple(self.options.frame_mean), tuple(self.options.frame_std)
 
     def read(self, sequence: Sequence, index: int) -> np.ndarray:
         if self.options.representation == "frame":

@@ -6,11 +6,9 @@ from typing import Callable
 
 import numpy as np
 
-from mmtrack_kd.data.io import read_rgb
-from mmtrack_kd.data.modality import ModalityAdapter
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.hookspecs import hookimpl
-from modality_adapters.common import IMAGENET_MEAN, IMAGENET_STD, frame_path, to_uint8_rgb
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import ModalityAdapter, Sequence, read_rgb
+from modality_adapters.common import frame_path, to_uint8_rgb
 
 
 class RGBAdapter(ModalityAdapter):
@@ -21,18 +19,6 @@ class RGBAdapter(ModalityAdapter):
 
     name = "rgb"
     description = "Colour camera frames (JPEG/PNG/BMP), RGB in [0, 1], ImageNet statistics."
-
-    @property
-    def channels(self) -> int:
-        return 3
-
-    @property
-    def mean(self) -> tuple[float, ...]:
-        return IMAGENET_MEAN
-
-    @property
-    def std(self) -> tuple[float, ...]:
-        return IMAGENET_STD
 
     def read(self, sequence: Sequence, index: int) -> np.ndarray:
         path = frame_path(sequence, self.name, index)

@@ -35,10 +35,7 @@ from typing import Any, ClassVar, Iterable, Literal, Mapping
 import numpy as np
 from pydantic import Field
 
-from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin
-from mmtrack_kd.data.results_io import polygon_to_xywh
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError
+from mmtrack_kd.data import DataError, DatasetOptions, DatasetPlugin, Sequence, polygon_to_xywh
 
 #: File extensions counted as frames (compared lower-case).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
 from plugins.common import (
     Annotations,
     BenchmarkDataset,
@@ -52,10 +52,10 @@ class DepthTrack(BenchmarkDataset):
     """
 
     name: ClassVar[str] = "depthtrack"
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "depth")
+    modalities: tuple[str, ...] = ("rgb", "depth")
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
-    protocol: ClassVar[str] = "depthtrack"
-    attribute_names: ClassVar[tuple[str, ...]] = DEPTHTRACK_ATTRIBUTES
+    protocol: str = "depthtrack"
+    attribute_names: tuple[str, ...] = DEPTHTRACK_ATTRIBUTES
     description: ClassVar[str] = "DepthTrack RGB-D long-term benchmark (VOT layout)"
     layout: ClassVar[str] = """\
 DepthTrack (https://github.com/xiaozai/DeT, Zenodo records of the test and training sets):

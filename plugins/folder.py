@@ -24,8 +24,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import DataError, PluginError, installed_plugins
 from plugins.common import (
     Annotations,
     BenchmarkDataset,
@@ -73,9 +73,9 @@ class Folder(BenchmarkDataset):
     name: ClassVar[str] = "folder"
     Options = FolderOptions
     # The default `aux`; an instance carries ("rgb", aux) (modalities_for).
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal")
+    modalities: tuple[str, ...] = ("rgb", "thermal")
     splits: ClassVar[tuple[str, ...]] = ("all", "train", "val", "test")
-    protocol: ClassVar[str] = "otb"
+    protocol: str = "otb"
     description: ClassVar[str] = "your own two-stream sequences in a plain folder layout"
     layout: ClassVar[str] = """\
 folder: one sub-folder per sequence, each with rgb/ (RGB frames), <aux>/ (auxiliary frames,
@@ -89,7 +89,6 @@ names are options (rgb_dir, aux_dir, groundtruth) and `aux` names the modality."
         aux = self.options.aux
         if aux == "rgb":
             raise DataError(f"dataset {self.name}: `aux` must name the second modality, not rgb")
-        self.modalities = self.modalities_for(self.options)
         self.markers = (self.options.groundtruth,)
         self.stream_folders = {
             "rgb": (self.options.rgb_dir,),
@@ -105,11 +104,8 @@ names are options (rgb_dir, aux_dir, groundtruth) and `aux` names the modality."
         """The auxiliary stream's frames are the files its modality adapter reads
         (``frame_suffixes``: ``.npy`` for a modality stored as arrays); RGB frames are images."""
         if stream == self.options.aux:
-            from mmtrack_kd.errors import PluginError
-            from mmtrack_kd.plugins import default_registry
-
             try:
-                return default_registry().modality(stream).frame_suffixes
+                return installed_plugins().modality(stream).frame_suffixes
             except PluginError:
                 pass  # not installed here (scoring needs no adapter): images, as before
         return super().frame_suffixes(stream)

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import DataError
 from plugins.common import (
     Annotations,
     BenchmarkDataset,
@@ -39,9 +39,9 @@ class GTOT(BenchmarkDataset):
 
     name: ClassVar[str] = "gtot"
     Options = GTOTOptions
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal")
+    modalities: tuple[str, ...] = ("rgb", "thermal")
     splits: ClassVar[tuple[str, ...]] = ("test",)
-    protocol: ClassVar[str] = "gtot"
+    protocol: str = "gtot"
     description: ClassVar[str] = "GTOT RGB-T benchmark (50 sequences, per-modality boxes)"
     layout: ClassVar[str] = """\
 GTOT (https://github.com/mmic-lcl/Datasets-and-benchmark-code): unpack it so that the root (or

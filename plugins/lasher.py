@@ -8,8 +8,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import DataError
 from plugins.common import (
     Annotations,
     BenchmarkDataset,
@@ -52,10 +52,10 @@ class LasHeR(BenchmarkDataset):
 
     name: ClassVar[str] = "lasher"
     Options = LasHeROptions
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal")
+    modalities: tuple[str, ...] = ("rgb", "thermal")
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
-    protocol: ClassVar[str] = "lasher"
-    attribute_names: ClassVar[tuple[str, ...]] = LASHER_ATTRIBUTES
+    protocol: str = "lasher"
+    attribute_names: tuple[str, ...] = LASHER_ATTRIBUTES
     description: ClassVar[str] = "LasHeR RGB-T benchmark (979 train / 245 test sequences)"
     layout: ClassVar[str] = """\
 LasHeR (https://github.com/mmic-lcl/Datasets-and-benchmark-code): unpack the training and

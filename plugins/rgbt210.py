@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
 from plugins.common import Annotations, parse_boxes, require_file, valid_boxes
 from plugins.rgbt234 import RGBT234
 
@@ -16,7 +16,7 @@ class RGBT210(RGBT234):
     sequences are a subset."""
 
     name: ClassVar[str] = "rgbt210"
-    protocol: ClassVar[str] = "rgbt210"
+    protocol: str = "rgbt210"
     description: ClassVar[str] = "RGBT210 RGB-T benchmark (210 sequences, one ground truth)"
     layout: ClassVar[str] = """\
 RGBT210 (https://github.com/mmic-lcl/Datasets-and-benchmark-code): unpack it so that the root

@@ -8,8 +8,8 @@ from typing import ClassVar, Mapping
 
 from pydantic import Field
 
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import DataError
 from plugins.common import (
     Annotations,
     BenchmarkDataset,
@@ -54,10 +54,10 @@ class RGBT234(BenchmarkDataset):
 
     name: ClassVar[str] = "rgbt234"
     Options = RGBT234Options
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal")
+    modalities: tuple[str, ...] = ("rgb", "thermal")
     splits: ClassVar[tuple[str, ...]] = ("test",)
-    protocol: ClassVar[str] = "rgbt234"
-    attribute_names: ClassVar[tuple[str, ...]] = RGBT234_ATTRIBUTES
+    protocol: str = "rgbt234"
+    attribute_names: tuple[str, ...] = RGBT234_ATTRIBUTES
     description: ClassVar[str] = "RGBT234 RGB-T benchmark (234 sequences, per-modality boxes)"
     layout: ClassVar[str] = """\
 RGBT234 (https://github.com/mmic-lcl/Datasets-and-benchmark-code): unpack it so that the root

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import h5py
 import numpy as np
 from pydantic import Field
 
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import DataError
 from plugins.common import (
     Annotations,
     BenchmarkDataset,
@@ -54,9 +55,9 @@ class VisEvent(BenchmarkDataset):
 
     name: ClassVar[str] = "visevent"
     Options = VisEventOptions
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "event")
+    modalities: tuple[str, ...] = ("rgb", "event")
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
-    protocol: ClassVar[str] = "visevent"
+    protocol: str = "visevent"
     description: ClassVar[str] = "VisEvent RGB-E benchmark (500 train / 320 test sequences)"
     layout: ClassVar[str] = """\
 VisEvent (https://github.com/wangxiao5791509/VisEvent_SOT_Benchmark): unpack it so that the
@@ -112,8 +113,6 @@ The test list ships with mmtrack-kd."""
 def read_frame_times(path: Path, n_frames: int, where: str) -> np.ndarray:
     """The ``frame_times`` dataset of an events file: ``(n_frames + 1,)`` non-decreasing frame
     boundaries in microseconds (events of frame k lie in ``[t[k], t[k+1])``)."""
-    import h5py  # only sequences with converted events need it
-
     try:
         with h5py.File(path, "r") as file:
             if "frame_times" not in file:

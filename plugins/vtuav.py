@@ -20,9 +20,8 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from mmtrack_kd.data.dataset import root_variable
-from mmtrack_kd.errors import DataError
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import DataError, root_variable
 from plugins.common import (
     Annotations,
     BenchmarkDataset,
@@ -68,9 +67,9 @@ class VTUAV(BenchmarkDataset):
 
     name: ClassVar[str] = "vtuav"
     Options = VTUAVOptions
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal")
+    modalities: tuple[str, ...] = ("rgb", "thermal")
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
-    protocol: ClassVar[str] = "vtuav"
+    protocol: str = "vtuav"
     description: ClassVar[str] = "VTUAV RGB-T UAV benchmark (short-term / long-term subsets)"
     layout: ClassVar[str] = """\
 VTUAV (https://zhang-pengyu.github.io/DUT-VTUAV/): unpack the archives so that the root holds

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import torch
 
-from mmtrack_kd.cli import main
-from mmtrack_kd.plugins import default_registry
+from mmtrack_kd import hookimpl
+from mmtrack_kd.cli import build_parser, cmd_train, main
+from mmtrack_kd.errors import PluginError
+from mmtrack_kd.plugins import default_registry, load_registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,10 +107,9 @@ def test_plugins_lists_every_installed_builtin(capsys, monkeypatch):
         assert info.distribution == "mmtrack-kd" and not info.error and info.registers
 
 
+@pytest.mark.slow
 def test_unusable_device_is_one_message(tmp_path):
     """--device names a device this machine lacks, or none at all: one message, exit 2."""
-    import torch
-
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     result = run_cli("benchmark", "--what", "speed", "--recipe", "recipes/demo-rgbt.yaml", "--device", "cuda")
@@ -126,3 +129,76 @@ def test_unknown_benchmark_model_is_one_message(capsys):
                  "--models", "student,studnet"]) == 2
     err = capsys.readouterr().err
     assert "--models 'student,studnet': studnet is not one of teacher, student, student_ce, baseline" in err
+
+
+# --------------------------------------------------------------------------- plugin commands
+
+HELLO_PLUGIN = """
+from mmtrack_kd import hookimpl
+from mmtrack_kd.data import DataError
+
+
+def add_arguments(parser):
+    parser.add_argument("--name", required=True)
+
+
+def run(args):
+    if args.name == "nobody":
+        raise DataError("there is nobody to greet")
+    print(f"hello {args.name}")
+
+
+@hookimpl
+def mmtrack_kd_register_commands(register):
+    register("hello", add_arguments, run, help="greet someone")
+"""
+
+
+@pytest.fixture
+def hello_plugin(make_distribution, monkeypatch):
+    """A third-party package whose plugin brings the command ``mmtrack-kd hello``."""
+    make_distribution("mmtrack-kd-hello", "1.0", {"hello": "hello_plugin"}, {"hello_plugin": HELLO_PLUGIN})
+    monkeypatch.setenv("MMTRACK_KD_PLUGINS", "hello")
+    default_registry.cache_clear()
+    yield
+    default_registry.cache_clear()
+
+
+def test_a_third_party_plugin_brings_a_command_that_runs(hello_plugin, capsys):
+    assert main(["hello", "--name", "world"]) == 0
+    assert capsys.readouterr().out == "hello world\n"
+    # its user errors get the command line's one-message handling
+    assert main(["hello", "--name", "nobody"]) == 2
+    err = capsys.readouterr().err
+    assert "error: there is nobody to greet" in err and "Traceback" not in err
+    # and `plugins` says which plugin provides it
+    assert main(["plugins"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "mmtrack-kd-hello" in line)
+    assert "hello" in row and "command hello" in row
+
+
+def test_a_plugin_command_cannot_replace_a_builtin_one(caplog):
+    @hookimpl
+    def mmtrack_kd_register_commands(register):
+        register("train", lambda parser: None, lambda args: 0)
+
+    plugin = types.SimpleNamespace(mmtrack_kd_register_commands=mmtrack_kd_register_commands)
+    parser = build_parser(load_registry(only=[], extra_plugins=[("rogue", plugin)]))
+    assert parser.parse_args(["train", "recipe.yaml"]).handler is cmd_train
+    assert "plugin rogue" in caplog.text and "command 'train' left out" in caplog.text
+
+
+def test_a_command_whose_flags_fail_to_build_says_so_when_run(caplog, capsys):
+    def add_arguments(parser):
+        raise RuntimeError("flags broken")
+
+    @hookimpl
+    def mmtrack_kd_register_commands(register):
+        register("broken", add_arguments, lambda args: 0)
+
+    plugin = types.SimpleNamespace(mmtrack_kd_register_commands=mmtrack_kd_register_commands)
+    args = build_parser(load_registry(only=[], extra_plugins=[("shaky", plugin)])).parse_args(["broken"])
+    assert "flags broken" in caplog.text
+    with pytest.raises(PluginError, match="command 'broken' of plugin shaky .* could not be set up: "
+                                          "RuntimeError: flags broken"):
+        args.handler(args)

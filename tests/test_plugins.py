@@ -325,3 +325,39 @@ def test_registering_something_that_is_not_a_protocol_withdraws_that_plugin():
     [failure] = registry.failures
     assert "not a subclass of mmtrack_kd.evaluation.protocols.base.Protocol" in failure.error
     assert "lasher" in registry.protocols and "dict" not in registry.protocols
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def command_plugin(name: object, add_arguments: object = None, run: object = None) -> types.SimpleNamespace:
+    @hookimpl
+    def mmtrack_kd_register_commands(register):
+        register(name, add_arguments or (lambda parser: None), run or (lambda args: 0), help="a command")
+
+    return types.SimpleNamespace(mmtrack_kd_register_commands=mmtrack_kd_register_commands)
+
+
+def test_a_registered_command_is_filed_with_its_plugin():
+    registry = load_registry(only=[], extra_plugins=[("greet", command_plugin("hello"))])
+    command = registry.commands["hello"]
+    assert (command.name, command.help) == ("hello", "a command")
+    info = registry.owner("command", "hello")
+    assert info.registers == ["command hello"] and info.hooks == ["mmtrack_kd_register_commands"]
+
+
+@pytest.mark.parametrize(("name", "add_arguments", "message"), [
+    ("Hello World", None, "registered the command name 'Hello World'"),
+    ("hello", "not callable", "command 'hello' has no callable `add_arguments`"),
+])
+def test_a_malformed_command_withdraws_that_plugin_only(name, add_arguments, message):
+    registry = load_registry(only=[], extra_plugins=[("bad", command_plugin(name, add_arguments)),
+                                                     ("good", command_plugin("fine"))])
+    assert list(registry.commands) == ["fine"]
+    [failure] = registry.failures
+    assert failure.name == "bad" and message in failure.error
+
+
+def test_two_plugins_with_one_command_name_are_an_error_naming_both():
+    with pytest.raises(PluginError, match="command 'hello' is registered twice: by plugin (one|two) .* and by plugin (one|two)"):
+        load_registry(only=[], extra_plugins=[("one", command_plugin("hello")), ("two", command_plugin("hello"))])

@@ -30,11 +30,12 @@ from torch import nn
 
 from mmtrack_kd.benchmark.gemm import gemm_peak
 from mmtrack_kd.benchmark.params import MODEL_NAMES, BenchModel, benchmark_models, model_size, ratios, recipe_sizes
+from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.engine.distributed import choose_device
 from mmtrack_kd.engine.precision import autocast, quantize_int8
 from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import Recipe
-from mmtrack_kd.tracking.tracker import CropSettings, Tracker, TrackerSettings
+from mmtrack_kd.tracking.tracker import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
 

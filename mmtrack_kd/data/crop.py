@@ -23,13 +23,65 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import cv2
 import numpy as np
 
 # OpenCV resamples these dtypes natively; everything else goes through float32.
 _CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """The crop geometry of a model, shared by training and tracking.
+
+    Attributes:
+        template_size, search_size: crop sides in pixels after resampling (128, 256).
+        template_factor, search_factor: crop side / ``sqrt(w * h)`` of the box (2, 4).
+        patch_size: backbone patch; the score map is ``search_size // patch_size`` a side.
+    """
+
+    template_size: int = 128
+    search_size: int = 256
+    template_factor: float = 2.0
+    search_factor: float = 4.0
+    patch_size: int = 16
+
+    @classmethod
+    def from_recipe(cls, model: Any) -> "CropSettings":
+        """From a recipe's ``model`` section (or anything with its attribute names)."""
+        return cls(
+            template_size=int(model.template_size),
+            search_size=int(model.search_size),
+            template_factor=float(model.template_factor),
+            search_factor=float(model.search_factor),
+            patch_size=int(model.backbone.patch_size),
+        )
+
+    @classmethod
+    def for_model(cls, model: Any, crop: Mapping[str, Any] | None = None) -> "CropSettings":
+        """Sizes from ``model.config``, factors (and sizes, if given) from a checkpoint's
+        ``crop`` entry; the defaults are OSTrack's factors 2 and 4."""
+        values: dict[str, Any] = {
+            "template_size": int(model.config["template_size"]),
+            "search_size": int(model.config["search_size"]),
+        }
+        for key in ("template_size", "search_size", "template_factor", "search_factor"):
+            if crop is not None and crop.get(key) is not None:
+                values[key] = crop[key]
+        return cls(
+            int(values["template_size"]),
+            int(values["search_size"]),
+            float(values.get("template_factor", 2.0)),
+            float(values.get("search_factor", 4.0)),
+            int(model.config.get("patch_size", 16)),
+        )
+
+    @property
+    def feat_size(self) -> int:
+        """Side of the score map, ``search_size // patch_size``."""
+        return self.search_size // self.patch_size
 
 
 @dataclass(frozen=True)

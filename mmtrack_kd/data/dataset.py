@@ -47,14 +47,23 @@ class DatasetPlugin(abc.ABC):
         attribute_names: its attribute vocabulary, in the dataset's own order.
         layout: what the root folder must contain, shown when the root is missing.
         description: one line for ``mmtrack-kd plugins``.
+
+    ``modalities``, ``protocol`` and ``attribute_names`` may depend on the options (the
+    ``folder`` dataset carries the modality its ``aux`` option names; the ``synthetic`` one
+    follows its ``layout``). On the class they describe the default options; an instance holds
+    its own configuration's values, which :meth:`modalities_for`, :meth:`protocol_for` and
+    :meth:`attribute_names_for` give before any instance exists. A plugin whose facts depend on
+    its options overrides those three class methods, and nothing else: code that holds an
+    instance reads the instance, and code that holds only a class and options (the recipe
+    check) asks the class methods, never the bare class attributes.
     """
 
     name: ClassVar[str]
     Options: ClassVar[type[DatasetOptions]] = DatasetOptions
-    modalities: ClassVar[tuple[str, ...]]
+    modalities: tuple[str, ...]
     splits: ClassVar[tuple[str, ...]]
-    protocol: ClassVar[str]
-    attribute_names: ClassVar[tuple[str, ...]] = ()
+    protocol: str
+    attribute_names: tuple[str, ...] = ()
     layout: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
@@ -65,6 +74,9 @@ class DatasetPlugin(abc.ABC):
                 f"dataset {self.name}: unknown split {self.options.split!r}; "
                 f"it has {', '.join(self.splits)}"
             )
+        self.modalities = self.modalities_for(self.options)
+        self.protocol = self.protocol_for(self.options)
+        self.attribute_names = self.attribute_names_for(self.options)
         self.root = self.resolve_root()
 
     @classmethod
@@ -75,7 +87,19 @@ class DatasetPlugin(abc.ABC):
         recipe check asks this, before any root is read, so a recipe that pairs a dataset with
         a modality it does not carry fails ``recipe check`` as it would fail ``train``.
         """
-        return cls.modalities
+        return tuple(cls.modalities)
+
+    @classmethod
+    def protocol_for(cls, options: DatasetOptions) -> str:
+        """The evaluation protocol of a dataset configured with ``options``: ``protocol``
+        unless an option chooses it (the ``synthetic`` plugin's ``layout``)."""
+        return cls.protocol
+
+    @classmethod
+    def attribute_names_for(cls, options: DatasetOptions) -> tuple[str, ...]:
+        """The attribute vocabulary of a dataset configured with ``options``:
+        ``attribute_names`` unless an option chooses it."""
+        return tuple(cls.attribute_names)
 
     @classmethod
     def generated_data(cls, options: DatasetOptions) -> tuple[Path, dict[str, Any]] | None:

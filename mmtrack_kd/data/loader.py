@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence as SequenceOf, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.data.dataset import DatasetPlugin
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.processing import (
@@ -259,39 +259,6 @@ def load_sequences(
     return (sequences[0].dataset if sequences else "<empty>"), sequences
 
 
-@dataclass(frozen=True)
-class CropSizes:
-    """Crop sizes of a run (the recipe's ``model`` section holds them).
-
-    Attributes:
-        template_size, search_size: crop sides in pixels.
-        template_factor, search_factor: crop side / ``sqrt(w * h)``.
-        patch_size: backbone patch; the heat map is ``search_size // patch_size`` a side.
-    """
-
-    template_size: int = 128
-    search_size: int = 256
-    template_factor: float = 2.0
-    search_factor: float = 4.0
-    patch_size: int = 16
-
-    @classmethod
-    def from_model(cls, model: Any) -> "CropSizes":
-        """From a ``ModelConfig`` (or anything with its attribute names)."""
-        return cls(
-            template_size=int(model.template_size),
-            search_size=int(model.search_size),
-            template_factor=float(model.template_factor),
-            search_factor=float(model.search_factor),
-            patch_size=int(model.backbone.patch_size),
-        )
-
-    @property
-    def feat_size(self) -> int:
-        """Side of the score map, ``search_size // patch_size``."""
-        return self.search_size // self.patch_size
-
-
 def _adapters(
     rgb: ModalityAdapter | None,
     aux: ModalityAdapter | None,
@@ -309,22 +276,22 @@ def _adapters(
     return [rgb] if aux is None else [rgb, aux]
 
 
-def _sizes(model: Any, explicit: dict[str, Any]) -> CropSizes:
+def _sizes(model: Any, explicit: dict[str, Any]) -> CropSettings:
     given = {key: value for key, value in explicit.items() if value is not None}
     if model is not None:
         if given:
             raise TypeError(f"pass either model or {', '.join(given)}, not both")
-        return CropSizes.from_model(model)
+        return CropSettings.from_recipe(model)
     missing = [key for key in explicit if key not in given]
     if missing:
         raise TypeError(f"missing crop sizes: {', '.join(missing)} (or pass model=...)")
-    return CropSizes(**given)
+    return CropSettings(**given)
 
 
 def build_pair_dataset(
     datasets: SequenceOf[tuple[DatasetSource, float]],
     adapters: SequenceOf[ModalityAdapter],
-    sizes: CropSizes,
+    sizes: CropSettings,
     sampler: "SamplerConfig",
     *,
     samples: int,

@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import DataError
 
+#: ImageNet channel statistics (RGB order, values in [0, 1]), which OSTrack and the trackers
+#: built on it (ViPT, BAT, TBSI, MPLT) use for every 3-channel stream, auxiliary ones included.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
 #: Suffixes of image files (compared lower-case): the frames of image-like modalities.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -46,6 +51,12 @@ class ModalityAdapter(abc.ABC):
         video_input: what :meth:`convert` receives from a video: ``"rgb"`` (``H x W x 3``
             uint8, RGB order) or ``"grey"`` (``H x W`` grey levels 0..255 in a uint16 array,
             for raw single-channel sensors such as depth).
+
+    Attributes (data; an adapter whose values depend on its options sets them in ``__init__``):
+        channels: number of channels ``C`` that :meth:`read` returns (3).
+        mean: per-channel mean subtracted from :meth:`read`'s output before the model
+            (ImageNet's).
+        std: per-channel standard deviation dividing it (ImageNet's).
     """
 
     name: ClassVar[str]
@@ -54,23 +65,12 @@ class ModalityAdapter(abc.ABC):
     frame_suffixes: ClassVar[frozenset[str]] = IMAGE_SUFFIXES
     video_input: ClassVar[Literal["rgb", "grey"]] = "rgb"
 
+    channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
     def __init__(self, options: AdapterOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
-
-    @property
-    @abc.abstractmethod
-    def channels(self) -> int:
-        """Number of channels ``C`` that :meth:`read` returns."""
-
-    @property
-    @abc.abstractmethod
-    def mean(self) -> tuple[float, ...]:
-        """Per-channel mean subtracted from :meth:`read`'s output before the model."""
-
-    @property
-    @abc.abstractmethod
-    def std(self) -> tuple[float, ...]:
-        """Per-channel standard deviation dividing :meth:`read`'s output before the model."""
 
     @abc.abstractmethod
     def read(self, sequence: Sequence, index: int) -> np.ndarray:

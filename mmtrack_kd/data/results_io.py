@@ -42,6 +42,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from mmtrack_kd.data.boxes import polygon_to_xywh
 from mmtrack_kd.errors import DataError, MmtrackError
 
 _SEPARATOR = re.compile(r"\s*,\s*|\s+")
@@ -250,16 +251,6 @@ def read_otb_result(path: str | os.PathLike[str]) -> np.ndarray:
                 _number(token, path, number, line)
         raise  # pragma: no cover - the loop above raises
     return polygon_to_xywh(values.reshape(-1, 8)) if polygons else values.reshape(-1, 4)
-
-
-def polygon_to_xywh(polygons: np.ndarray) -> np.ndarray:
-    """``(N, 8)`` polygons ``x1,y1,...,x4,y4`` -> ``(N, 4)`` axis-aligned bounding boxes
-    ``x, y, w, h`` with ``w = max(x) - min(x)`` (no +1), as the GTOT toolkit reduces its
-    polygon results and as the VOT toolkit bounds a polygon."""
-    polygons = np.asarray(polygons, dtype=np.float64)
-    xs, ys = polygons[:, 0::2], polygons[:, 1::2]
-    left, top = xs.min(axis=1), ys.min(axis=1)
-    return np.stack([left, top, xs.max(axis=1) - left, ys.max(axis=1) - top], axis=1)
 
 
 def read_otb_results(

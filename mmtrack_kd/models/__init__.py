@@ -17,10 +17,11 @@ from mmtrack_kd.models.head import CenterHead, HeadOutput, boxes_at, peak_index
 from mmtrack_kd.models.prompter import MutualPrompter
 from mmtrack_kd.models.student import OneStreamStudent
 from mmtrack_kd.models.teacher import TwoStreamTeacher
-from mmtrack_kd.models.vit import ViTBackbone
+from mmtrack_kd.models.vit import BackboneSettings, ViTBackbone
 
 __all__ = [
     "MODEL_KINDS",
+    "BackboneSettings",
     "CenterHead",
     "HeadOutput",
     "LoadReport",

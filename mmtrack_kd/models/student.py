@@ -43,7 +43,8 @@ Candidate elimination needs the plain layout (no token fusion, no pooling).
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence
+from dataclasses import asdict
+from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +53,7 @@ from torch import Tensor, nn
 from mmtrack_kd.models.base import TrackerOutput, TrackingModel
 from mmtrack_kd.models.fusion import FusionKind, SearchFusion, map_to_tokens, tokens_to_map
 from mmtrack_kd.models.head import CenterHead, HeadOutput
-from mmtrack_kd.models.vit import ViTBackbone, attention_with_probe
+from mmtrack_kd.models.vit import BackboneSettings, ViTBackbone, attention_with_probe
 
 TemplateRange = Literal["centre", "all"]
 Pairing = Literal["independent", "paired"]
@@ -62,8 +63,6 @@ class OneStreamStudent(TrackingModel):
     """One-stream student (or, with ``num_modalities=1``, OSTrack).
 
     Args:
-        template_size, search_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
-        qkv_bias, drop_path_rate, aux_in_chans: the backbone (:class:`ViTBackbone`).
         head_channels: first width of the centre head (256).
         fusion: ``"linear"`` or ``"conv"`` (as the teacher; unused with one modality).
         num_modalities: 2 (RGB + auxiliary) or 1 (RGB only, OSTrack).
@@ -79,22 +78,15 @@ class OneStreamStudent(TrackingModel):
         fuse_after: fuse co-located RGB and auxiliary tokens into one after this many blocks
             (1 .. depth - 1); 0: never (the paper's student).
         aux_pool: average-pool the auxiliary tokens ``aux_pool x aux_pool`` (1: full grid).
+        backbone_args: the backbone's settings by name (:class:`BackboneSettings`:
+            ``template_size``, ``search_size``, ``patch_size``, ``embed_dim``, ``depth``, ...).
     """
 
     kind = "student"
 
     def __init__(
         self,
-        template_size: int = 128,
-        search_size: int = 256,
-        patch_size: int = 16,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_path_rate: float = 0.0,
-        aux_in_chans: int = 3,
+        *,
         head_channels: int = 256,
         fusion: FusionKind = "linear",
         num_modalities: int = 2,
@@ -105,8 +97,11 @@ class OneStreamStudent(TrackingModel):
         ce_pairing: Pairing = "independent",
         fuse_after: int = 0,
         aux_pool: int = 1,
+        **backbone_args: Any,
     ) -> None:
         super().__init__()
+        settings = BackboneSettings(**backbone_args)
+        embed_dim, depth = settings.embed_dim, settings.depth
         if num_modalities not in (1, 2):
             raise ValueError(f"num_modalities must be 1 or 2, got {num_modalities}")
         bad = [layer for layer in ce_layers if not 0 <= layer < depth]
@@ -118,12 +113,9 @@ class OneStreamStudent(TrackingModel):
         if ce_pairing not in ("independent", "paired"):
             raise ValueError(f"ce_pairing must be 'independent' or 'paired', got {ce_pairing!r}")
         _check_shape(num_modalities, depth, fuse_after, aux_pool, ce_layers,
-                     template_size // patch_size, search_size // patch_size)
+                     settings.template_size // settings.patch_size, settings.search_size // settings.patch_size)
         self.config = dict(
-            template_size=template_size, search_size=search_size, patch_size=patch_size,
-            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, aux_in_chans=aux_in_chans,
-            head_channels=head_channels, fusion=fusion, num_modalities=num_modalities,
+            **asdict(settings), head_channels=head_channels, fusion=fusion, num_modalities=num_modalities,
             modality_embedding=modality_embedding, ce_layers=sorted(set(ce_layers)),
             ce_keep_ratio=ce_keep_ratio, ce_template_range=ce_template_range, ce_pairing=ce_pairing,
             fuse_after=fuse_after, aux_pool=aux_pool,
@@ -133,10 +125,7 @@ class OneStreamStudent(TrackingModel):
         self.ce_pairing = ce_pairing
         self.num_modalities = num_modalities
         self.ce_layers = frozenset(ce_layers)
-        self.backbone = ViTBackbone(
-            template_size, search_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
-            qkv_bias, drop_path_rate, aux_in_chans,
-        )  # fmt: skip
+        self.backbone = ViTBackbone(settings)
         self.modality_embed = (
             nn.Parameter(torch.zeros(num_modalities, 1, embed_dim))
             if modality_embedding and num_modalities > 1

@@ -16,7 +16,8 @@ prompter applied before block l of that stream; entry 0 is the initial prompter)
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import asdict
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -25,15 +26,13 @@ from mmtrack_kd.models.base import TrackerOutput, TrackingModel
 from mmtrack_kd.models.fusion import FusionKind, SearchFusion
 from mmtrack_kd.models.head import CenterHead
 from mmtrack_kd.models.prompter import LayerType, MutualPrompter
-from mmtrack_kd.models.vit import ViTBackbone
+from mmtrack_kd.models.vit import BackboneSettings, ViTBackbone
 
 
 class TwoStreamTeacher(TrackingModel):
     """Two-stream teacher with Multi-Modal Mutual Prompters (``num_modalities`` is 2).
 
     Args:
-        template_size, search_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
-        qkv_bias, drop_path_rate, aux_in_chans: the backbone (:class:`ViTBackbone`).
         head_channels: first width of the centre head (256).
         fusion: ``"linear"`` (the paper) or ``"conv"`` (MPLT's conv3x3+BN+ReLU).
         prompters: False removes every prompter: two independent OSTrack passes, fused at the end.
@@ -47,22 +46,15 @@ class TwoStreamTeacher(TrackingModel):
         kernel_size: spatial-attention kernel.
         fovea_init: initial fovea lambda.
         mplt_compat: prompters reproduce MPLT's forward quirk (needed for converted MPLT weights).
+        backbone_args: the backbone's settings by name (:class:`BackboneSettings`:
+            ``template_size``, ``search_size``, ``patch_size``, ``embed_dim``, ``depth``, ...).
     """
 
     kind = "teacher"
 
     def __init__(
         self,
-        template_size: int = 128,
-        search_size: int = 256,
-        patch_size: int = 16,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_path_rate: float = 0.0,
-        aux_in_chans: int = 3,
+        *,
         head_channels: int = 256,
         fusion: FusionKind = "linear",
         prompters: bool = True,
@@ -74,22 +66,19 @@ class TwoStreamTeacher(TrackingModel):
         kernel_size: int = 7,
         fovea_init: float = 10.0,
         mplt_compat: bool = False,
+        **backbone_args: Any,
     ) -> None:
         super().__init__()
+        settings = BackboneSettings(**backbone_args)
+        embed_dim, depth = settings.embed_dim, settings.depth
         self.config = dict(
-            template_size=template_size, search_size=search_size, patch_size=patch_size,
-            embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias, drop_path_rate=drop_path_rate, aux_in_chans=aux_in_chans,
-            head_channels=head_channels, fusion=fusion, prompters=prompters,
+            **asdict(settings), head_channels=head_channels, fusion=fusion, prompters=prompters,
             spatial_attention=spatial_attention, token_attention=token_attention, history=history,
             layer_type=layer_type, reduction=reduction, kernel_size=kernel_size,
             fovea_init=fovea_init, mplt_compat=mplt_compat,
         )  # fmt: skip
         self.num_modalities = 2
-        self.backbone = ViTBackbone(
-            template_size, search_size, patch_size, embed_dim, depth, num_heads, mlp_ratio,
-            qkv_bias, drop_path_rate, aux_in_chans,
-        )  # fmt: skip
+        self.backbone = ViTBackbone(settings)
         self.history = history
         self.rgb_prompters: nn.ModuleList | None = None
         self.aux_prompters: nn.ModuleList | None = None

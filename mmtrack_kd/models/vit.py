@@ -14,6 +14,7 @@ token order within a grid is row-major (index = row * width + column), as in OST
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -45,10 +46,12 @@ class PatchEmbed(nn.Module):
         return self.proj(image).flatten(2).transpose(1, 2)
 
 
-class ViTBackbone(nn.Module):
-    """A plain ViT over (template, search) token pairs with separate position embeddings.
+@dataclass(frozen=True)
+class BackboneSettings:
+    """What a :class:`ViTBackbone` is built from: the backbone's share of the teacher's and the
+    student's constructor arguments, and of their ``config`` (a checkpoint's ``model_config``).
 
-    Args:
+    Attributes:
         template_size: template crop side in pixels (128 in the paper).
         search_size: search crop side in pixels (256 in the paper).
         patch_size: patch side in pixels (16).
@@ -64,23 +67,36 @@ class ViTBackbone(nn.Module):
             ``adapt_input_conv`` adapts a pretrained stem.
     """
 
-    def __init__(
-        self,
-        template_size: int = 128,
-        search_size: int = 256,
-        patch_size: int = 16,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_path_rate: float = 0.0,
-        aux_in_chans: int = 3,
-    ) -> None:
+    template_size: int = 128
+    search_size: int = 256
+    patch_size: int = 16
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_path_rate: float = 0.0
+    aux_in_chans: int = 3
+
+    def __post_init__(self) -> None:
+        for name, size in (("template_size", self.template_size), ("search_size", self.search_size)):
+            if size % self.patch_size:
+                raise ValueError(f"{name} {size} is not a multiple of patch_size {self.patch_size}")
+
+
+class ViTBackbone(nn.Module):
+    """A plain ViT over (template, search) token pairs with separate position embeddings.
+
+    Args:
+        settings: sizes, depth, width and the auxiliary channels (:class:`BackboneSettings`;
+            default: ViT-B/16 at template 128 and search 256).
+    """
+
+    def __init__(self, settings: BackboneSettings | None = None) -> None:
         super().__init__()
-        for name, size in (("template_size", template_size), ("search_size", search_size)):
-            if size % patch_size:
-                raise ValueError(f"{name} {size} is not a multiple of patch_size {patch_size}")
+        settings = settings if settings is not None else BackboneSettings()
+        template_size, search_size, patch_size = settings.template_size, settings.search_size, settings.patch_size
+        embed_dim, aux_in_chans = settings.embed_dim, settings.aux_in_chans
         self.embed_dim = embed_dim
         self.patch_size = patch_size
         self.template_grid = (template_size // patch_size, template_size // patch_size)
@@ -93,14 +109,14 @@ class ViTBackbone(nn.Module):
         )
         self.pos_embed_z = nn.Parameter(torch.zeros(1, self.num_template_tokens, embed_dim))
         self.pos_embed_x = nn.Parameter(torch.zeros(1, self.num_search_tokens, embed_dim))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        rates = torch.linspace(0, settings.drop_path_rate, settings.depth).tolist()
         self.blocks = nn.Sequential(
             *[
                 Block(
                     dim=embed_dim,
-                    num_heads=num_heads,
-                    mlp_ratio=mlp_ratio,
-                    qkv_bias=qkv_bias,
+                    num_heads=settings.num_heads,
+                    mlp_ratio=settings.mlp_ratio,
+                    qkv_bias=settings.qkv_bias,
                     drop_path=rate,
                     norm_layer=LayerNorm,
                 )

@@ -12,7 +12,6 @@
 from mmtrack_kd.tracking.command import TrackRun, parse_box, track
 from mmtrack_kd.tracking.tracker import (
     CLIP_MARGIN,
-    CropSettings,
     SequenceResult,
     Tracker,
     TrackerSettings,
@@ -25,7 +24,6 @@ from mmtrack_kd.tracking.tracker import (
 
 __all__ = [
     "CLIP_MARGIN",
-    "CropSettings",
     "SequenceResult",
     "TrackRun",
     "Tracker",

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmtrack_kd.data.crop import clip_box, crop_frames, crop_window, map_box_back
+from mmtrack_kd.data.crop import CropSettings, clip_box, crop_frames, crop_window, map_box_back
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.engine.distributed import choose_device
@@ -130,37 +130,6 @@ def windowed_peak(
     index = response.argmax(dim=1)
     scores = response.gather(1, index[:, None]).squeeze(1)
     return boxes_at(index, size_map, offset_map), scores
-
-
-# -- crop settings ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CropSettings:
-    """Crop geometry of a model: output sides in pixels and crop side / ``sqrt(w * h)``."""
-
-    template_size: int
-    search_size: int
-    template_factor: float = 2.0
-    search_factor: float = 4.0
-
-    @classmethod
-    def for_model(cls, model: nn.Module, crop: Mapping[str, Any] | None = None) -> "CropSettings":
-        """Sizes from ``model.config``, factors (and sizes, if given) from a checkpoint's
-        ``crop`` entry; the defaults are OSTrack's factors 2 and 4."""
-        values: dict[str, Any] = {
-            "template_size": int(model.config["template_size"]),
-            "search_size": int(model.config["search_size"]),
-        }
-        for key in ("template_size", "search_size", "template_factor", "search_factor"):
-            if crop is not None and crop.get(key) is not None:
-                values[key] = crop[key]
-        return cls(
-            int(values["template_size"]),
-            int(values["search_size"]),
-            float(values.get("template_factor", 2.0)),
-            float(values.get("search_factor", 4.0)),
-        )
 
 
 # -- the tracker ------------------------------------------------------------------------------

@@ -18,13 +18,15 @@ Modules:
 - :mod:`~plugins.synthetic.worker`: the child-process entry of parallel generation.
 - :mod:`~plugins.synthetic.plugin`: :class:`SyntheticDataset`, delegating to the real plugin.
 - :mod:`~plugins.synthetic.preview`: the contact sheet of ``mmtrack-kd synth --preview``.
+- :mod:`~plugins.synthetic.command`: the ``mmtrack-kd synth`` command this plugin registers.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from mmtrack_kd.hookspecs import hookimpl
+from mmtrack_kd import hookimpl
+from plugins.synthetic import command
 from plugins.synthetic.plugin import SyntheticDataset
 
 __all__ = ["SyntheticDataset"]
@@ -34,3 +36,9 @@ __all__ = ["SyntheticDataset"]
 def mmtrack_kd_register_datasets(register: Callable[[type], None]) -> None:
     """Register :class:`SyntheticDataset` as ``synthetic``."""
     register(SyntheticDataset)
+
+
+@hookimpl
+def mmtrack_kd_register_commands(register: Callable[..., None]) -> None:
+    """Register ``mmtrack-kd synth`` (:mod:`plugins.synthetic.command`)."""
+    register(command.NAME, command.add_arguments, command.run, help=command.HELP)

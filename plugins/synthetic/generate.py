@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from mmtrack_kd.errors import DataError
+from mmtrack_kd.data import DataError
 from plugins.synthetic.layouts import WRITERS
 from plugins.synthetic.options import (
     AUX_OF_LAYOUT,

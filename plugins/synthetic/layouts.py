@@ -15,7 +15,7 @@ split's sequence list once every sequence exists.
 - ``visevent`` (RGB-E): ``train_subset/<seq>/vis_imgs/frame%04d.bmp``,
   ``event_imgs/frame%04d.bmp``, ``groundtruth.txt`` (``0,0,0,0`` when absent),
   ``absent_label.txt`` (1 = present), the raw events in ``events.h5``
-  (:mod:`modality_adapters.event_store`'s layout, written by its ``write_event_h5``) and
+  (:mod:`mmtrack_kd.data.event_store`'s layout, written by its ``write_event_h5``) and
   mmtrack-kd's ``attributes.txt``; ``trainlist.txt``; ``test_subset/`` and ``testlist.txt``.
 """
 
@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from mmtrack_kd.data import write_event_h5
 from plugins.synthetic.render import FRAME_INTERVAL_US, Frame
 from plugins.synthetic.scene import ScenePlan
 
@@ -70,11 +71,13 @@ class LayoutWriter:
     Class attributes:
         layout: layout name (``lasher``).
         dataset: name of the real dataset plugin that reads it.
+        protocol: that dataset's evaluation protocol.
         aux: the auxiliary stream (``thermal``).
     """
 
     layout: ClassVar[str]
     dataset: ClassVar[str]
+    protocol: ClassVar[str]
     aux: ClassVar[str]
     split_folders: ClassVar[dict[str, str]]
     #: The attribute names this writer writes (the dataset's vocabulary, plus extras).
@@ -116,6 +119,7 @@ class LayoutWriter:
 class LasherWriter(LayoutWriter):
     layout = "lasher"
     dataset = "lasher"
+    protocol = "lasher"
     aux = "thermal"
     split_folders = {"train": "trainingset", "test": "testingset"}
     attribute_names = LASHER_ATTRIBUTES
@@ -186,6 +190,7 @@ class DepthTrackWriter(LayoutWriter):
 
     layout = "depthtrack"
     dataset = "depthtrack"
+    protocol = "depthtrack"
     aux = "depth"
     split_folders = {"train": "train", "test": "test"}
     attribute_names = DEPTHTRACK_TAGS
@@ -252,6 +257,7 @@ class VisEventWriter(LayoutWriter):
 
     layout = "visevent"
     dataset = "visevent"
+    protocol = "visevent"
     aux = "event"
     split_folders = {"train": "train_subset", "test": "test_subset"}
     attribute_names = VISEVENT_ATTRIBUTES
@@ -269,8 +275,6 @@ class VisEventWriter(LayoutWriter):
         self._events.append(frame.events)
 
     def finish(self, boxes: np.ndarray, visible: np.ndarray, facts: dict[str, Any]) -> dict[str, bool]:
-        from modality_adapters.event_store import write_event_h5
-
         lines = [_fmt_box_float(b, bool(v), "0,0,0,0") for b, v in zip(boxes, visible)]
         _write_lines(self.folder / "groundtruth.txt", lines)
         _write_lines(self.folder / "absent_label.txt", ["1" if v else "0" for v in visible])

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mmtrack_kd.data.dataset import DatasetOptions
+from mmtrack_kd.data import DatasetOptions
 
 Layout = Literal["lasher", "depthtrack", "visevent"]
 

@@ -7,45 +7,23 @@ refuses (or regenerates, ``on_mismatch: regenerate``). Listing and loading are d
 real dataset plugin of the chosen layout, found in the plugin registry (never imported by
 name), so the synthetic data exercises exactly the code path of the real benchmark.
 
-Its ``modalities``, ``protocol`` and ``attribute_names`` follow the layout and are set on the
-instance. On the class, ``modalities`` lists every stream some layout carries (so a check made
-before construction, with the recipe's modality, passes for any layout); ``protocol`` and
-``attribute_names`` there describe the default layout (``lasher``). Code that needs the exact
-values reads them from the instance.
+Its ``modalities``, ``protocol`` and ``attribute_names`` follow the layout (the class methods
+``modalities_for``, ``protocol_for`` and ``attribute_names_for``, from the layout's writer); on
+the class they describe the default layout (``lasher``), as the dataset-plugin interface says.
+The ``mmtrack-kd synth`` command is in :mod:`plugins.synthetic.command`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import ValidationError
-
-from mmtrack_kd.data.dataset import DatasetPlugin, root_variable
-from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.errors import DataError, RecipeError
-from mmtrack_kd.recipe import validation_problems
+from mmtrack_kd.data import DataError, DatasetPlugin, Sequence, installed_plugins, root_variable
 from plugins.synthetic.generate import GenerationReport, ensure_generated, load_truth
 from plugins.synthetic.layouts import LASHER_ATTRIBUTES, WRITERS
-from plugins.synthetic.options import FINGERPRINT_FIELDS, SyntheticOptions, generation_options
-
-
-def recipe_entry(options: SyntheticOptions) -> str:
-    """A recipe dataset entry (YAML flow mapping) that reads the data ``options`` describe:
-    the root, the split, and every generation option that differs from its default."""
-    defaults = SyntheticOptions().model_dump(mode="json")
-    current = options.model_dump(mode="json")
-    parts = ["name: synthetic", f"layout: {options.layout}", f"root: {options.root}", f"split: {options.split}"]
-    for key in FINGERPRINT_FIELDS:
-        if key != "layout" and current[key] != defaults[key]:
-            parts.append(f"{key}: {json.dumps(current[key])}")
-    return "{" + ", ".join(parts) + "}"
-
-# `mmtrack-kd synth` flags whose option field has another name (the rest are `--<field>`).
-_SYNTH_FLAGS = {"n_train": "--sequences", "n_test": "--test-sequences", "on_mismatch": "--force"}
+from plugins.synthetic.options import SyntheticOptions, generation_options
 
 
 class SyntheticDataset(DatasetPlugin):
@@ -59,10 +37,10 @@ class SyntheticDataset(DatasetPlugin):
 
     name = "synthetic"
     Options = SyntheticOptions
-    modalities: ClassVar[tuple[str, ...]] = ("rgb", "thermal", "depth", "event")
+    modalities: tuple[str, ...] = ("rgb", "thermal")
     splits = ("train", "test")
-    protocol: ClassVar[str] = "lasher"
-    attribute_names: ClassVar[tuple[str, ...]] = LASHER_ATTRIBUTES
+    protocol: str = "lasher"
+    attribute_names: tuple[str, ...] = LASHER_ATTRIBUTES
     description = "Generated RGB-T / RGB-D / RGB-E sequences in the LasHeR, DepthTrack or VisEvent layout."
     layout = (
         "The folder is generated on first use (an empty or missing folder is filled): set "
@@ -73,17 +51,11 @@ class SyntheticDataset(DatasetPlugin):
     def __init__(self, options: SyntheticOptions | None = None, registry: Any = None) -> None:
         self._registry = registry
         self.report: GenerationReport | None = None
+        self._real: DatasetPlugin | None = None
         options = options if options is not None else self.Options()
         # Find the layout's reader before generating anything for it.
-        real_cls = self.layout_class(options.layout, registry)
+        self.layout_class(options.layout, registry)
         super().__init__(options)
-        # Instance attributes: exactly what this layout carries (see the module docstring).
-        self.modalities = tuple(real_cls.modalities)
-        self.protocol = real_cls.protocol
-        # The real vocabulary, plus what the generator adds (VisEvent has none of its own).
-        written = WRITERS[self.options.layout].attribute_names
-        self.attribute_names = tuple(dict.fromkeys([*real_cls.attribute_names, *written]))
-        self._real: DatasetPlugin | None = None
 
     @property
     def real(self) -> DatasetPlugin:
@@ -106,16 +78,22 @@ class SyntheticDataset(DatasetPlugin):
     @staticmethod
     def layout_class(layout: str, registry: Any = None) -> type[DatasetPlugin]:
         """The real dataset plugin class that reads ``layout``, from the registry."""
-        if registry is None:
-            from mmtrack_kd.plugins import default_registry
-
-            registry = default_registry()
-        return registry.dataset(WRITERS[layout].dataset)
+        return (registry or installed_plugins()).dataset(WRITERS[layout].dataset)
 
     @classmethod
     def modalities_for(cls, options: SyntheticOptions) -> tuple[str, ...]:
         """The streams of the chosen layout (``depthtrack``: rgb and depth)."""
-        return cls.layout_class(options.layout).modalities
+        return ("rgb", WRITERS[options.layout].aux)
+
+    @classmethod
+    def protocol_for(cls, options: SyntheticOptions) -> str:
+        """The protocol of the benchmark whose layout is written (``depthtrack``'s for it)."""
+        return WRITERS[options.layout].protocol
+
+    @classmethod
+    def attribute_names_for(cls, options: SyntheticOptions) -> tuple[str, ...]:
+        """The layout's attribute vocabulary, with what the generator adds to it."""
+        return WRITERS[options.layout].attribute_names
 
     @classmethod
     def generated_data(cls, options: SyntheticOptions) -> tuple[Path, dict[str, Any]] | None:
@@ -153,71 +131,3 @@ class SyntheticDataset(DatasetPlugin):
         target in each stream (``rgb_visibility``, ``aux_visibility``), the ``dominant`` stream
         per frame (``both``, ``rgb``, ``aux``, ``none``), occlusion and every object's boxes."""
         return load_truth(self.root, self.options.split, name)
-
-    # -- the `mmtrack-kd synth` command ---------------------------------------------------
-
-    @classmethod
-    def synth(
-        cls,
-        root: Path | None = None,
-        *,
-        layout: str = "lasher",
-        sequences: int = 20,
-        test_sequences: int | None = None,
-        frames: int = 100,
-        width: int = 320,
-        height: int = 240,
-        seed: int = 0,
-        workers: int = 2,
-        force: bool = False,
-        preview: bool = False,
-        out: Path | None = None,
-        registry: Any = None,
-    ) -> list[str]:
-        """What ``mmtrack-kd synth`` does; returns the lines to print.
-
-        Without ``preview``: generate ``root`` (default ``data/synthetic-<layout>``;
-        ``sequences`` train and ``test_sequences``,
-        default the same number, test sequences) unless it already holds exactly that data;
-        ``force`` rewrites data generated with other options. With ``preview``: write a
-        contact sheet PNG (a few frames of every stream of each of the three layouts, from
-        small generated samples with the same seed and sizes) to ``out``
-        (default ``synthetic-preview.png``) and generate nothing else. ``registry``: where
-        the preview finds the plugins (default: the installed ones).
-
-        Raises:
-            DataError: ``root`` holds other data, or other synthetic data without ``force``.
-        """
-        if preview:
-            from plugins.synthetic.preview import write_preview
-
-            path = write_preview(
-                Path(out) if out else Path("synthetic-preview.png"),
-                seed=seed,
-                frames=frames,
-                width=width,
-                height=height,
-                registry=registry,
-            )
-            return [f"wrote the synthetic-data contact sheet {path}"]
-        if root is None:
-            root = Path("data") / f"synthetic-{layout}"
-        try:
-            options = SyntheticOptions(
-                root=Path(root),
-                layout=layout,  # type: ignore[arg-type]
-                n_train=sequences,
-                n_test=sequences if test_sequences is None else test_sequences,
-                frames=frames,
-                width=width,
-                height=height,
-                seed=seed,
-                workers=workers,
-                on_mismatch="regenerate" if force else "error",
-            )
-        except ValidationError as error:
-            problems = [(_SYNTH_FLAGS.get(path, "--" + path.replace("_", "-")), message)
-                        for path, message in validation_problems(error)]
-            raise RecipeError("mmtrack-kd synth", problems, what="options of") from None
-        report = ensure_generated(Path(root), options)
-        return [report.message, f"recipe dataset entry: {recipe_entry(options)}"]

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mmtrack_kd.data import installed_plugins
 from plugins.synthetic.options import SyntheticOptions
 
 LAYOUTS = ("lasher", "depthtrack", "visevent")
@@ -140,10 +141,7 @@ def write_preview(
     registry: Any = None,
 ) -> Path:
     """Generate small samples of every layout and write the contact sheet PNG to ``out``."""
-    if registry is None:
-        from mmtrack_kd.plugins import default_registry
-
-        registry = default_registry()
+    registry = registry or installed_plugins()
     synthetic = registry.dataset("synthetic")
     blocks = []
     taken: set[str] = set()

@@ -11,12 +11,12 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
+
+from plugins.synthetic.generate import generate_sequence
+
 
 def main() -> int:
-    import cv2
-
-    from plugins.synthetic.generate import generate_sequence
-
     cv2.setNumThreads(1)  # the worker processes are the parallelism
     request = json.loads(sys.stdin.read())
     root = Path(request["root"])

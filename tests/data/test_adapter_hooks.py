@@ -7,6 +7,7 @@ import re
 import types
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from mmtrack_kd.tracking.sources import FrameStream
 from modality_adapters.depth import DepthAdapter
 from modality_adapters.rgb import RGBAdapter
 from modality_adapters.thermal import ThermalAdapter
+from plugins.folder import Folder
 from tests.tracking.conftest import write_video
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "writing-a-modality-plugin.md"
@@ -102,13 +104,8 @@ def test_a_video_is_refused_for_a_modality_that_is_not_three_image_channels(tmp_
 
 
 def test_folder_dataset_lists_the_adapters_frame_files(tmp_path, flow_module, monkeypatch):
-    import cv2
-
-    import mmtrack_kd.plugins as plugins
-    from plugins.folder import Folder
-
     registry = load_registry(only=["rgb"], extra_plugins=[("flow", flow_module)])
-    monkeypatch.setattr(plugins, "default_registry", lambda: registry)
+    monkeypatch.setattr("mmtrack_kd.plugins.default_registry", lambda: registry)
     sequence = tmp_path / "walk"
     (sequence / "rgb").mkdir(parents=True)
     (sequence / "flow").mkdir()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 from mmtrack_kd.data.crop import (
+    CropSettings,
     clip_box,
     crop,
     crop_frames,
@@ -19,6 +21,7 @@ from mmtrack_kd.data.crop import (
     sample_target,
     xywh_to_cxcywh,
 )
+from mmtrack_kd.recipe import BackboneConfig, ModelConfig
 
 
 def ostrack_sample_target(image: np.ndarray, box, factor: float, size: int) -> np.ndarray:
@@ -160,3 +163,16 @@ def test_box_format_helpers_round_trip():
     boxes = np.array([[10.0, 20.0, 30.0, 40.0], [0.1, 0.2, 0.3, 0.4]])
     np.testing.assert_allclose(xywh_to_cxcywh(boxes)[0], [25, 40, 30, 40])
     np.testing.assert_allclose(cxcywh_to_xywh(xywh_to_cxcywh(boxes)), boxes)
+
+
+def test_one_crop_geometry_from_a_recipe_or_a_model_and_checkpoint():
+    """Training takes the crops from the recipe's model section; tracking from the model's
+    config and the checkpoint's ``crop`` entry: the same class, the same values."""
+    recipe_model = ModelConfig(template_size=32, search_size=64, search_factor=5.0,
+                               backbone=BackboneConfig(patch_size=8))
+    from_recipe = CropSettings.from_recipe(recipe_model)
+    assert from_recipe == CropSettings(32, 64, 2.0, 5.0, patch_size=8)
+    assert from_recipe.feat_size == 8
+    model = SimpleNamespace(config={"template_size": 32, "search_size": 64, "patch_size": 8})
+    assert CropSettings.for_model(model, {"search_factor": 5.0, "template_factor": None}) == from_recipe
+    assert CropSettings.for_model(model) == CropSettings(32, 64, 2.0, 4.0, patch_size=8)

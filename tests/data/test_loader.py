@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,9 +20,9 @@ from mmtrack_kd.data.loader import (
     make_loader,
 )
 from mmtrack_kd.errors import DataError
-from mmtrack_kd.recipe import SamplerConfig
+from mmtrack_kd.recipe import BackboneConfig, ModelConfig, SamplerConfig
 
-from .conftest import NpyEvent, PngRgb, PngThermal, moving_boxes
+from tests.data.conftest import NpyEvent, PngRgb, PngThermal, moving_boxes
 
 SIZES = dict(template_size=32, search_size=64, template_factor=2.0, search_factor=4.0,
              patch_size=8)
@@ -168,8 +169,6 @@ def test_nothing_readable_ends_with_a_clear_error(toy):
 
 
 def test_misaligned_streams_are_a_data_error(make_sequence, tmp_path):
-    import cv2
-
     sequence = make_sequence("bad", moving_boxes(5))
     small = np.zeros((10, 10), np.uint8)
     for path in sequence.frames["thermal"]:
@@ -202,8 +201,6 @@ def test_global_indices_count_on_into_later_epochs(toy):
 
 
 def test_recipe_sections_build_the_same_dataset(toy):
-    from mmtrack_kd.recipe import BackboneConfig, ModelConfig
-
     model = ModelConfig(template_size=32, search_size=64, backbone=BackboneConfig(patch_size=8))
     from_recipe = build_train_dataset([(toy, 1.0)], adapters=[PngRgb(), PngThermal()],
                                       model=model, sampler=SamplerConfig(max_gap=4),

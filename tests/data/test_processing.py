@@ -17,7 +17,7 @@ from mmtrack_kd.data.processing import (
     jitter_box,
 )
 
-from .conftest import IMAGENET_MEAN, IMAGENET_STD, RGB_COLOUR, NpyEvent, PngRgb, PngThermal
+from tests.data.conftest import IMAGENET_MEAN, IMAGENET_STD, RGB_COLOUR, NpyEvent, PngRgb, PngThermal
 
 
 # --------------------------------------------------------------------------- heat map

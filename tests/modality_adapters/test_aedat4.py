@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmtrack_kd.data import EventStore
 from mmtrack_kd.errors import DataError, NotAvailableError
-from modality_adapters.aedat4 import convert_aedat4
-from modality_adapters.event_store import EventStore
+from mmtrack_kd.plugins import default_registry
+from modality_adapters.aedat4 import convert_aedat4, main
+from tests.plugins.layouts import visevent_sequence
 
 EVENT_DTYPE = np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), (("p", "on"), "?")])
 BASE = 1_600_000_000_000_000
@@ -199,10 +201,6 @@ def test_convert_a_visevent_split_in_place(tmp_path, monkeypatch, recording, cap
     """``mmtrack-kd-events``: each sequence's recording becomes its ``events.h5``, read back
     through the VisEvent plugin; frame 0 is APS frame N for a sequence starting at frameN; an
     existing file is kept; a sequence without a recording fails alone, named."""
-    from modality_adapters.aedat4 import main
-    from mmtrack_kd.plugins import default_registry
-    from tests.plugins.layouts import visevent_sequence
-
     _, packets, _ = recording
     monkeypatch.setitem(sys.modules, "aedat", fake_aedat(packets))
     root = tmp_path / "visevent"

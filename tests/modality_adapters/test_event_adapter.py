@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from mmtrack_kd.errors import DataError
-from modality_adapters.common import IMAGENET_MEAN
+from mmtrack_kd.data import IMAGENET_MEAN
 from modality_adapters.event import EventAdapter, EventOptions, render_voxel, voxel_grid
-from modality_adapters.event_store import write_event_h5
+from mmtrack_kd.data.event_store import write_event_h5
 
 WIDTH, HEIGHT = 10, 7
 

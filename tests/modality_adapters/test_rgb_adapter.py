@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmtrack_kd.errors import DataError
-from modality_adapters.common import IMAGENET_MEAN, IMAGENET_STD
+from mmtrack_kd.data import IMAGENET_MEAN, IMAGENET_STD
 from modality_adapters.rgb import RGBAdapter
 
 

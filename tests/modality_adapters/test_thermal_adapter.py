@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from mmtrack_kd.errors import DataError
-from modality_adapters.common import IMAGENET_MEAN, IMAGENET_STD
+from mmtrack_kd.data import IMAGENET_MEAN, IMAGENET_STD
 from modality_adapters.thermal import ThermalAdapter, ThermalOptions
 
 

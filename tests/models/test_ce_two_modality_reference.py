@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mmtrack_kd.models import OneStreamStudent
 
-from .conftest import TINY, _centre_head_reference, make_inputs, randomize
+from tests.models.conftest import TINY, _centre_head_reference, make_inputs, randomize
 
 ATOL = 1e-9  # float64 on both sides
 MARGIN = 1e-9  # least score gap between the last kept and the first dropped search token
@@ -248,6 +248,7 @@ def test_two_modality_candidate_elimination_matches_reference(case):
     assert not torch.equal(final_masks[0], final_masks[1]), "samples kept the same tokens"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 def test_cases_tell_the_documented_rule_from_near_misses(case):
     """Scoring from the own template only, or one top-k over both modalities, would choose other

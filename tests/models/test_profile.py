@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher
@@ -30,6 +31,7 @@ def test_parameter_counts(tiny):
     assert count_parameters(student)[1] == total - sum(p.numel() for p in student.backbone.parameters())
 
 
+@pytest.mark.slow
 def test_flops_are_counted_not_guessed(tiny):
     single = OneStreamStudent(**tiny, num_modalities=1)
     flops = count_flops(single)
@@ -45,6 +47,7 @@ def test_flops_are_counted_not_guessed(tiny):
     assert "GFLOPs" in str(profile)
 
 
+@pytest.mark.slow
 def test_latency_is_positive_and_restores_mode(tiny):
     student = OneStreamStudent(**tiny).train()
     assert measure_latency(student, warmup=1, repeats=2) > 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmtrack_kd.models import OneStreamStudent, build_model
+from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher, build_model
+from mmtrack_kd.models.profile import count_flops
 
-from .conftest import parameters_without_gradient
+from tests.models.conftest import parameters_without_gradient
 
 
 @pytest.mark.parametrize(
@@ -99,8 +100,6 @@ def test_elimination_per_modality_keeps_layout_and_zero_fills(tiny, inputs):
 
 
 def test_elimination_reduces_work(tiny, inputs):
-    from mmtrack_kd.models.profile import count_flops
-
     student = OneStreamStudent(**tiny, ce_layers=[1], ce_keep_ratio=0.5)
     assert count_flops(student) < count_flops(student, keep_ratio=1.0)
 
@@ -119,8 +118,6 @@ def test_modality_embedding_starts_at_zero(tiny, inputs, random_weights):
 
 
 def test_student_matches_teacher_token_layout_and_names(tiny, inputs):
-    from mmtrack_kd.models import TwoStreamTeacher
-
     teacher = TwoStreamTeacher(**tiny)
     student = OneStreamStudent(**tiny)
     shared = {k for k in student.state_dict() if k in teacher.state_dict()}

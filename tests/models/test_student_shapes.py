@@ -11,7 +11,7 @@ from mmtrack_kd.errors import CheckpointError
 from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher, build_model, load_model_from_checkpoint
 from mmtrack_kd.models.checkpoints import load_pretrained, save_model_checkpoint
 
-from .conftest import parameters_without_gradient
+from tests.models.conftest import parameters_without_gradient
 
 SHAPES = [
     dict(depth=2),
@@ -73,6 +73,7 @@ def test_pooled_grid_and_target_match_a_loop_over_cells(tiny):
     assert torch.equal(full[:, 63], target[:, 99])
 
 
+@pytest.mark.slow
 def test_pooled_aux_sees_only_cell_means(tiny, inputs, random_weights):
     """Two auxiliary images with the same 2 x 2 patch-cell means track identically."""
     config = dict(tiny, patch_size=16)
@@ -96,6 +97,7 @@ def _search_masks(out, blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
     return mask[:, 16:80], mask[:, 96:160]
 
 
+@pytest.mark.slow
 def test_paired_elimination_keeps_the_same_positions_in_both_modalities(tiny, inputs, random_weights):
     config = dict(tiny, depth=4)
     paired = random_weights(OneStreamStudent(**config, ce_layers=[1, 2], ce_keep_ratio=0.5, ce_pairing="paired")).eval()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
 
 from mmtrack_kd.models import TwoStreamTeacher, build_model
 
-from .conftest import parameters_without_gradient
+from tests.models.conftest import parameters_without_gradient
 
 
+@pytest.mark.slow
 def test_outputs_and_features(tiny, inputs):
     teacher = TwoStreamTeacher(**tiny)
     templates, searches = inputs()
@@ -34,6 +36,7 @@ SWITCHES = [
 ] + [dict(mplt_compat=True, fusion="conv"), dict(prompters=False)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switches", SWITCHES, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
 def test_every_parameter_learns(tiny, inputs, loss_fn, switches):
     teacher = TwoStreamTeacher(**tiny, **switches, aux_in_chans=1)
@@ -72,8 +75,6 @@ def test_prompts_make_the_streams_talk(tiny, inputs, random_weights):
 
 def test_config_rebuilds_the_model_and_inputs_are_checked(tiny, inputs):
     teacher = TwoStreamTeacher(**tiny, history=False, layer_type="linear")
-    import json
-
     rebuilt = build_model("teacher", json.loads(json.dumps(teacher.config)))
     rebuilt.load_state_dict(teacher.state_dict())
     assert rebuilt.config == teacher.config

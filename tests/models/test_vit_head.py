@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 
 from mmtrack_kd.models.head import CenterHead, boxes_at, peak_index
-from mmtrack_kd.models.vit import ViTBackbone, attention_with_probe
+from mmtrack_kd.models.vit import BackboneSettings, ViTBackbone, attention_with_probe
 
 
 def _backbone(tiny: dict, **overrides) -> ViTBackbone:
     args = {k: v for k, v in tiny.items() if k != "head_channels"}
-    return ViTBackbone(**{**args, **overrides})
+    return ViTBackbone(BackboneSettings(**{**args, **overrides}))
 
 
 def test_backbone_parameter_names_are_ostracks(tiny):

@@ -14,6 +14,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
+from mmtrack_kd.data import write_event_h5
+
 WIDTH, HEIGHT = 8, 6
 
 
@@ -211,7 +213,7 @@ def visevent_sequence(
     """A VisEvent sequence ``<root>/<split>_subset/<name>/``: ``vis_imgs/frame%04d.bmp`` and
     ``event_imgs/frame%04d.bmp`` numbered from ``start``, comma-separated float
     ``groundtruth.txt``, ``absent_label.txt`` (1 = present; all present by default) and, with
-    ``frame_times``, an ``events.h5`` in the layout of ``modality_adapters.event_store``
+    ``frame_times``, an ``events.h5`` in the layout of ``mmtrack_kd.data.event_store``
     (one event a frame)."""
     folder = root / f"{split}_subset" / name
     frame_names = [f"frame{start + i:04d}.bmp" for i in range(n)]
@@ -222,8 +224,6 @@ def visevent_sequence(
     present = [1] * len(boxes) if present is None else present
     (folder / "absent_label.txt").write_text("".join(f"{int(v)}\n" for v in present))
     if frame_times is not None:
-        from modality_adapters.event_store import write_event_h5
-
         times = np.asarray(frame_times, dtype=np.int64)
         starts = times[:-1]  # one ON event at the start of each frame
         zeros = np.zeros(len(starts), dtype=np.int64)

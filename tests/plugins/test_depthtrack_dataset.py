@@ -10,6 +10,7 @@ import pytest
 
 from mmtrack_kd.data.io import read_image
 from mmtrack_kd.errors import DataError
+from mmtrack_kd.evaluation.runner import load_ground_truths
 from plugins.common import DatasetWarning
 from plugins.depthtrack import DEPTHTRACK_ATTRIBUTES, DepthTrack
 from tests.plugins.layouts import default_boxes, depthtrack_sequence
@@ -137,8 +138,6 @@ def test_scoring_ground_truth_carries_the_frame_size_for_vot_clipping(tmp_path: 
     """The VOT toolkit clips boxes to the image before its overlap: the ground truth the
     evaluation scores against must know each sequence's frame size, read from its first frame,
     and say so when the frames are not there to read."""
-    from mmtrack_kd.evaluation.runner import load_ground_truths
-
     depthtrack_sequence(tmp_path, "cup01_indoor")
     depthtrack_sequence(tmp_path, "backpack_indoor")
     dataset = depthtrack(tmp_path, split="test", sequences=["cup01_indoor", "backpack_indoor"])

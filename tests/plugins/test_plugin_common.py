@@ -10,6 +10,7 @@ import pytest
 
 from mmtrack_kd.errors import DataError
 from plugins.common import (
+    DatasetWarning,
     attribute_table,
     natural_key,
     packaged_list,
@@ -40,8 +41,6 @@ def test_parse_boxes_accepts_commas_spaces_tabs_nan_and_trailing_blank_lines(tmp
 def test_boxes_no_annotator_writes_are_named_by_line_in_a_warning(tmp_path: Path):
     """NaN rows (where the layout marks absence otherwise), negative sizes, infinities and
     partly-NaN rows would be read as "target absent" and move the scores: each is named."""
-    from plugins.common import DatasetWarning
-
     path = tmp_path / "gt.txt"
     path.write_text("1,2,3,4\nnan,nan,nan,nan\n5,6,-7,8\n1,2,inf,4\n1,nan,3,4\n0,0,0,0\n")
     with pytest.warns(DatasetWarning) as caught:

@@ -7,17 +7,23 @@ import hashlib
 import importlib
 import json
 import logging
+import pickle
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from mmtrack_kd.errors import DataError
+from mmtrack_kd.data import EventStore
+from mmtrack_kd.data.loader import load_sequences
+from mmtrack_kd.errors import DataError, PluginError
 from mmtrack_kd.plugins import load_registry
 
 from plugins.synthetic import generate as generate_module
-from plugins.synthetic.generate import MANIFEST, TRUTH_FOLDER, load_truth
-from plugins.synthetic.options import ContentOptions, SyntheticOptions
+from plugins.synthetic.command import synth
+from plugins.synthetic.generate import MANIFEST, TRUTH_FOLDER, _run_in_processes, load_truth
+from plugins.synthetic.options import ContentOptions, SyntheticOptions, generation_options
+from plugins.synthetic.preview import write_preview
 
 LAYOUTS = ("lasher", "depthtrack", "visevent")
 AUX = {"lasher": "thermal", "depthtrack": "depth", "visevent": "event"}
@@ -57,6 +63,7 @@ def test_registered_through_its_hook(registry):
     assert set(synthetic.Options.model_fields) >= {"layout", "root", "split", "n_train", "seed", "content"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_same_seed_same_bytes_for_any_number_of_workers(registry, tmp_path, layout):
     one = make(registry, tmp_path / "one", layout, workers=1).root
@@ -76,7 +83,13 @@ def test_layout_reads_back_through_the_real_plugin(registry, tmp_path, layout):
         real_cls = registry.dataset(layout)
         assert dataset.modalities == real_cls.modalities == ("rgb", AUX[layout])
         assert dataset.protocol == real_cls.protocol
-        assert set(real_cls.attribute_names) <= set(dataset.attribute_names)
+        # the real vocabulary first, then what the generator adds
+        assert dataset.attribute_names[:len(real_cls.attribute_names)] == real_cls.attribute_names
+        # before any instance exists, the class methods give the same values for the options
+        options = dataset.options
+        assert (type(dataset).modalities_for(options), type(dataset).protocol_for(options),
+                type(dataset).attribute_names_for(options)) == (
+            dataset.modalities, dataset.protocol, dataset.attribute_names)
         real = real_cls(real_cls.Options(root=root, split=split))
         names = dataset.list_sequences()
         assert names == real.list_sequences() == [f"{split}_{i:04d}" for i in range(count)]
@@ -105,7 +118,6 @@ def test_layout_reads_back_through_the_real_plugin(registry, tmp_path, layout):
                 assert rgb.read(sequence, index).shape == (TINY["height"], TINY["width"], 3)
                 assert aux.read(sequence, index).shape[:2] == (TINY["height"], TINY["width"])
             if layout == "visevent":
-                from modality_adapters.event_store import EventStore
 
                 assert sequence.raw["event"].name == "events.h5"
                 with EventStore(sequence.raw["event"]) as store:
@@ -129,8 +141,6 @@ def test_files_are_in_the_real_layouts(registry, tmp_path):
     assert (sequence / "infrared.txt").read_text() == (sequence / "init.txt").read_text() == "\n".join(rows) + "\n"
     flags = (lasher / "AttriSeqsTxt" / "train_0000.txt").read_text().strip().split(",")
     assert len(flags) == 19 and set(flags) <= {"0", "1"}
-
-    import cv2
 
     depthtrack = make(registry, tmp_path / "d", "depthtrack").root
     sequence = depthtrack / "train" / "train_0000"
@@ -212,23 +222,19 @@ def test_an_interrupted_generation_leaves_no_root(registry, tmp_path, monkeypatc
     assert make(registry, root, "lasher").report.generated
 
 
+@pytest.mark.slow
 def test_synth_command_and_preview(registry, tmp_path, monkeypatch):
-    cls = registry.dataset("synthetic")
-    lines = cls.synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72, workers=1)
+    lines = synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72, workers=1)
     assert "wrote 3 visevent sequences" in lines[0]
     assert "name: synthetic" in lines[1] and "frames: 12" in lines[1]
-    assert cls.synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72)[0].endswith("is up to date")
+    assert synth(tmp_path / "data", layout="visevent", sequences=2, test_sequences=1, frames=12, width=96, height=72)[0].endswith("is up to date")
     with pytest.raises(DataError, match="other options"):
-        cls.synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72)
-    assert "wrote 6" in cls.synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72, force=True)[0]
-
-    import cv2
-
-    from plugins.synthetic.preview import write_preview
+        synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72)
+    assert "wrote 6" in synth(tmp_path / "data", layout="visevent", sequences=3, frames=12, width=96, height=72, force=True)[0]
 
     out = write_preview(tmp_path / "sheet.png", frames=24, width=96, height=72, sequences=2, registry=registry)
     sheet = cv2.imread(str(out))
-    assert cls.synth(preview=True, out=tmp_path / "sheet2.png", frames=24, width=96, height=72, registry=registry) == [
+    assert synth(preview=True, out=tmp_path / "sheet2.png", frames=24, width=96, height=72, registry=registry) == [
         f"wrote the synthetic-data contact sheet {tmp_path / 'sheet2.png'}"
     ]
     assert (tmp_path / "sheet2.png").stat().st_size > 0
@@ -237,8 +243,6 @@ def test_synth_command_and_preview(registry, tmp_path, monkeypatch):
 
 
 def test_plugin_instances_pickle_for_worker_processes(registry, tmp_path):
-    import pickle
-
     dataset = make(registry, tmp_path / "data", "visevent")
     copy = pickle.loads(pickle.dumps(dataset))
     assert copy.root == dataset.root and copy.options == dataset.options
@@ -267,21 +271,26 @@ def test_content_options_validate():
 
 
 def test_a_failing_worker_process_is_reported(tmp_path):
-    from plugins.synthetic.generate import _run_in_processes
-    from plugins.synthetic.options import generation_options
-
     generation = generation_options(SyntheticOptions(**TINY))
-    from mmtrack_kd.errors import DataError
-
     with pytest.raises(DataError, match="no-such-layout data in .*a generation worker failed(.|\n)*KeyError"):
         _run_in_processes(tmp_path, "no-such-layout", [("train", 0), ("train", 1)], generation, 2)
 
 
 def test_a_missing_layout_plugin_is_named_before_anything_is_generated(tmp_path):
-    from mmtrack_kd.errors import PluginError
-
     only_synthetic = load_registry(only=[], extra_plugins=[("synthetic", importlib.import_module("plugins.synthetic"))])
     cls = only_synthetic.dataset("synthetic")
     with pytest.raises(PluginError, match="unknown dataset 'depthtrack'"):
         cls(cls.Options(root=tmp_path / "data", layout="depthtrack", **TINY), registry=only_synthetic)
     assert not (tmp_path / "data").exists()
+
+
+def test_checks_read_the_configured_layout_not_the_class(registry, tmp_path):
+    """The class describes the default layout (lasher); a depthtrack instance carries depth and
+    is scored by DepthTrack's protocol, and the loader's stream check says so."""
+    dataset = make(registry, tmp_path / "d", "depthtrack")
+    cls = type(dataset)
+    assert (cls.modalities, cls.protocol) == (("rgb", "thermal"), "lasher")
+    assert (dataset.modalities, dataset.protocol) == (("rgb", "depth"), "depthtrack")
+    assert load_sequences(dataset, ["depth"])[0] == "synthetic"
+    with pytest.raises(DataError, match="dataset synthetic carries rgb, depth; it has no thermal stream"):
+        load_sequences(dataset, ["thermal"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -77,8 +78,6 @@ def test_events_file_with_wrong_frame_count_names_it(tmp_path: Path):
 
 def test_listing_opens_no_events_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     visevent_sequence(tmp_path, NAME, 4, frame_times=np.arange(5, dtype=np.int64))
-    import h5py
-
     def refuse(*args, **kwargs):
         raise AssertionError("HDF5 opened while listing")
 

@@ -10,7 +10,7 @@ import pytest
 
 from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError
 from mmtrack_kd.tracking import parse_box, track
-from modality_adapters.event_store import write_event_h5
+from mmtrack_kd.data.event_store import write_event_h5
 
 INIT = "30,20,16,12"
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError
 from mmtrack_kd.models import TrackerOutput, boxes_at
-from mmtrack_kd.tracking import CropSettings, Tracker, TrackerSettings, hann_window, run_sequence, windowed_peak
+from mmtrack_kd.tracking import Tracker, TrackerSettings, hann_window, run_sequence, windowed_peak
 from modality_adapters.rgb import RGBAdapter
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mmtrack_kd.errors import DataError
-from modality_adapters.event_store import FORMAT, VERSION, EventStore, write_event_h5
+from mmtrack_kd.data.event_store import FORMAT, VERSION, EventStore, write_event_h5
 
 
 def random_events(rng, count=500, width=12, height=9, t_max=10_000):
