@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import math
-import platform
 import signal
 import threading
 import time
@@ -40,13 +39,13 @@ from mmtrack_kd.engine.checkpoint import (
     restore_rng,
     save_atomic,
 )
-from mmtrack_kd.engine.distributed import DistributedContext
 from mmtrack_kd.engine.metrics_log import MetricsLog
-from mmtrack_kd.engine.precision import autocast, autocast_dtype
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
 from mmtrack_kd.errors import CheckpointError, MmtrackError
 from mmtrack_kd.models.checkpoints import non_finite_tensors
 from mmtrack_kd.recipe import OptimConfig, Recipe
+from mmtrack_kd.runtime.distributed import DistributedContext
+from mmtrack_kd.runtime.precision import autocast, autocast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -814,29 +813,3 @@ class _ProgressBar:
             return
         status = " ".join(f"{key} {value:.3f}" for key, value in terms.items()) + f" | {rate:.1f}/s"
         self._progress.update(self._task, advance=steps, status=status)
-
-
-def write_env(run_dir: Path) -> None:
-    """``env.json``: versions of Python, torch, timm and the plugins in use."""
-    import timm
-
-    from mmtrack_kd import __version__
-    from mmtrack_kd.plugins import default_registry
-
-    registry = default_registry()
-    env = {
-        "mmtrack_kd": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-        "plugins": [
-            {"name": info.name, "distribution": info.distribution, "version": info.version,
-             "registers": info.registers, "error": info.error}
-            for info in registry.plugins
-        ],
-    }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "env.json").write_text(json.dumps(env, indent=2))

@@ -473,7 +473,7 @@ def run_evaluate(
             raise MmtrackError("evaluate needs a run folder or checkpoint (or --results DIR...)")
         # torch only where tracking happens (scoring --results folders needs none), and the
         # device and settings checked here, before any worker starts: one message, not one a worker
-        from mmtrack_kd.engine.distributed import choose_device
+        from mmtrack_kd.runtime.device import choose_device
         from mmtrack_kd.tracking import TrackerSettings
 
         recipe = _recipe_of(Path(target))

@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from mmtrack_kd.data.crop import clip_box, crop_frames, crop_window, map_box_back
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.engine.distributed import choose_device
-from mmtrack_kd.engine.precision import autocast, autocast_dtype, quantize_int8
+from mmtrack_kd.runtime.device import choose_device
+from mmtrack_kd.runtime.precision import autocast, autocast_dtype, quantize_int8
 from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError, PluginError
 from mmtrack_kd.models.head import boxes_at
 

@@ -130,7 +130,7 @@ def test_box_deviation_measures_the_boxes_that_the_two_precisions_give(recipe):
     """The bf16 deviation equals an independent recomputation, and float32 against itself
     deviates by nothing with every peak in agreement."""
     from mmtrack_kd.benchmark.speed import box_deviation
-    from mmtrack_kd.engine.precision import autocast
+    from mmtrack_kd.runtime.precision import autocast
     from mmtrack_kd.models.profile import dummy_inputs
 
     model = benchmark_models(recipe)[0].build()

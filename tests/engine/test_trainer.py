@@ -15,7 +15,7 @@ import yaml
 
 from mmtrack_kd.data.loader import build_train_dataset
 from mmtrack_kd.engine.checkpoint import load_checkpoint
-from mmtrack_kd.engine.distributed import DistributedContext
+from mmtrack_kd.runtime.distributed import DistributedContext
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.engine.trainer import StageTrainer, TrainingStopped, to_device
 from mmtrack_kd.errors import DataError, MmtrackError
