@@ -376,24 +376,28 @@ def _stage_finished(run_dir: Path, stage: str) -> bool:
     path = run_dir / stage / "last.pt"
     if not path.is_file():
         return False
-    from mmtrack_kd.engine.checkpoint import load_checkpoint
+    from mmtrack_kd.checkpoints import RunCheckpoint
 
-    return bool(load_checkpoint(path).get("progress", {}).get("finished", False))
+    progress = RunCheckpoint.read(path).progress
+    return progress is not None and progress.finished
 
 
 def _samples(run_dir: Path, stage: str) -> int | None:
-    from mmtrack_kd.engine.checkpoint import load_checkpoint
+    from mmtrack_kd.checkpoints import RunCheckpoint
 
     path = run_dir / stage / "last.pt"
-    return int(load_checkpoint(path).get("progress", {}).get("samples", 0)) if path.is_file() else None
+    if not path.is_file():
+        return None
+    progress = RunCheckpoint.read(path).progress
+    return progress.samples if progress is not None else 0
 
 
 def _parameters(checkpoint: Path) -> int | None:
     try:
-        from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
+        from mmtrack_kd.checkpoints import load_model
         from mmtrack_kd.models.profile import count_parameters
 
-        model, _ = load_model_from_checkpoint(checkpoint)
+        model, _ = load_model(checkpoint)
         return int(count_parameters(model)[0])
     except Exception as error:  # noqa: BLE001 - a size is a nicety; the arm's scores still count
         log.warning("could not count the parameters of %s: %s", checkpoint, error)

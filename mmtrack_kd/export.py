@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmtrack_kd.checkpoints import load_model
 from mmtrack_kd.errors import CheckpointError, MmtrackError, NotAvailableError
 from mmtrack_kd.runtime.timing import time_calls
 
@@ -167,14 +168,12 @@ def export_checkpoint(
     if format != "onnx":
         raise ValueError(f"unknown export format {format!r}; only 'onnx'")
     require_onnx("onnx")
-    from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
-
     checkpoint = Path(checkpoint)
-    model, info = load_model_from_checkpoint(checkpoint)
+    model, saved = load_model(checkpoint)
     if getattr(model, "kind", "") != "student":
         raise CheckpointError(f"checkpoint {checkpoint}: export takes a student, this is a {model.kind}")
     out = Path(out) if out is not None else checkpoint.with_name(checkpoint.stem + "-onnx")
-    extra = {key: info[key] for key in ("modalities", "crop") if key in info}
+    extra = {key: getattr(saved, key) for key in ("modalities", "crop") if getattr(saved, key) is not None}
     extra["checkpoint"] = str(checkpoint)
     return export_model_onnx(model, out, keep_ratio, opset, extra)
 

@@ -15,7 +15,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,6 +24,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from mmtrack_kd.checkpoints import (
+    FORMAT,
+    VERSION,
+    RunCheckpoint,
+    RunPosition,
+    capture_rng,
+    check_declared,
+    load_model,
+    load_pretrained,
+    non_finite_tensors,
+    restore_rng,
+)
 from mmtrack_kd.engine.build import (
     ModalitySetup,
     Stage,
@@ -32,17 +44,9 @@ from mmtrack_kd.engine.build import (
     check_recipe,
     model_config,
 )
-from mmtrack_kd.engine.checkpoint import (
-    CHECKPOINT_FORMAT,
-    capture_rng,
-    load_checkpoint,
-    restore_rng,
-    save_atomic,
-)
 from mmtrack_kd.engine.metrics_log import MetricsLog
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
 from mmtrack_kd.errors import CheckpointError, MmtrackError
-from mmtrack_kd.models.checkpoints import non_finite_tensors
 from mmtrack_kd.recipe import OptimConfig, Recipe
 from mmtrack_kd.runtime.distributed import DistributedContext
 from mmtrack_kd.runtime.precision import autocast, autocast_dtype
@@ -52,18 +56,6 @@ log = logging.getLogger(__name__)
 
 class TrainingStopped(MmtrackError):
     """The run stopped early (non-finite loss); the message names the step and the checkpoint."""
-
-
-@dataclass
-class Progress:
-    """Where a stage is: epochs done, micro-batches consumed in the current epoch, updates."""
-
-    epoch: int = 0
-    batch_in_epoch: int = 0
-    update: int = 0
-    samples: int = 0
-    best_val: float = math.inf
-    finished: bool = False
 
 
 class StageSampler(DistributedSampler):
@@ -183,7 +175,7 @@ class StageTrainer:
         self.micro_batch = self.optim.batch_size // (world * accumulate)
         self.updates_per_epoch = self.optim.samples_per_epoch // self.optim.batch_size
         self.amp_dtype = autocast_dtype(recipe.train.precision, ctx.device)
-        self.progress = Progress()
+        self.progress = RunPosition()
         self._boundary_rng: dict[str, Any] | None = None
         self._last_saved: Path | None = None
 
@@ -261,8 +253,6 @@ class StageTrainer:
         """Start weights: a pretrained checkpoint (teacher; student with init=pretrained) or the
         teacher's backbone, fusion and head (student with init=teacher). A file that leaves a
         part fresh or a tensor unused beyond what :meth:`_declared_parts` allows is refused."""
-        from mmtrack_kd.models.checkpoints import check_declared, load_pretrained
-
         recipe = self.recipe
         if self.resume and (self.folder / "last.pt").is_file():
             return  # weights come from last.pt
@@ -302,14 +292,12 @@ class StageTrainer:
         and leaves the prompters over (with token fusion: also lacks that layer and leaves the
         search fusion over); the RGB-only student is exactly OSTrack and lacks
         nothing. Our own format and MPLT's fill a teacher completely."""
-        from mmtrack_kd.models.checkpoints import FORMAT_NAME
-
         section = self.recipe.teacher if self.stage == "teacher" else self.recipe.student
         backbone_only = format in ("mae", "timm")
         if self.stage == "teacher":
             fresh = ["prompters", "fusion"] if format in ("ostrack", "mae", "timm") else []
             unused: list[str] = []
-        elif format == FORMAT_NAME:
+        elif format == FORMAT:
             fresh, unused = ["modality_embed"], ["prompters"]
         elif self.recipe.student.single_modality:
             fresh, unused = [], []
@@ -325,11 +313,9 @@ class StageTrainer:
                 unused if section.unused is None else list(section.unused))
 
     def _load_teacher(self) -> nn.Module | None:
-        from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
-
         if self.teacher_checkpoint is None:
             return None
-        teacher, _ = load_model_from_checkpoint(self.teacher_checkpoint)
+        teacher, _ = load_model(self.teacher_checkpoint)
         if getattr(teacher, "kind", "teacher") != "teacher":
             raise MmtrackError(f"{self.teacher_checkpoint} holds a {teacher.kind}, not a teacher")
         # Frozen, eval mode, outside DDP: it only provides targets.
@@ -338,82 +324,79 @@ class StageTrainer:
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    def _payload(self, full: bool) -> dict[str, Any]:
-        recipe_data = json.loads(self.recipe.model_dump_json())
-        payload: dict[str, Any] = {
-            "format": CHECKPOINT_FORMAT,
-            "version": 1,
-            "kind": self.kind,
-            "stage": self.stage,
-            "model_config": self.model_config,
-            "model": unwrap(self.model).state_dict(),
-            "modalities": [
+    def _checkpoint(self, full: bool) -> RunCheckpoint:
+        """The stage as a run checkpoint; ``full`` adds what resuming needs (optimiser,
+        scheduler, scaler, RNG states), ``best.pt`` has the weights and description only."""
+        checkpoint = RunCheckpoint(
+            version=VERSION,
+            kind=self.kind,
+            stage=self.stage,
+            model_config=self.model_config,
+            model=unwrap(self.model).state_dict(),
+            modalities=[
                 {"name": adapter.name, "options": adapter.options.model_dump(mode="json")}
                 for adapter in self.modalities.adapters
             ],
-            "crop": {
+            crop={
                 "template_size": self.recipe.model.template_size,
                 "search_size": self.recipe.model.search_size,
                 "template_factor": self.recipe.model.template_factor,
                 "search_factor": self.recipe.model.search_factor,
             },
-            "progress": vars(self.progress).copy(),
-            "recipe": recipe_data,
-        }
+            progress=replace(self.progress),
+            recipe=json.loads(self.recipe.model_dump_json()),
+        )
         if full:
-            payload.update(
-                optimizer=self.optimizer.state_dict(),
-                scheduler=self.scheduler.state_dict(),
-                scaler=self.scaler.state_dict(),
-                rng=self._boundary_rng or capture_rng(),
-            )
-        return payload
+            checkpoint.optimizer = self.optimizer.state_dict()
+            checkpoint.scheduler = self.scheduler.state_dict()
+            checkpoint.scaler = self.scaler.state_dict()
+            checkpoint.rng = self._boundary_rng or capture_rng()
+        return checkpoint
 
     def save(self, name: str = "last.pt", full: bool = True) -> Path:
         """Write a checkpoint atomically (rank 0 only)."""
         path = self.folder / name
         if self.ctx.is_main:
-            payload = self._payload(full)
+            checkpoint = self._checkpoint(full)
             # "last good" must mean finite: weights can turn NaN in an update whose loss was
             # still finite, and a checkpoint of them would be named as the one to go back to
-            bad = non_finite_tensors(payload["model"])
+            bad = non_finite_tensors(checkpoint.model)
             if full:
-                bad += [f"optimizer.{key}" for key in non_finite_tensors(_flat_tensors(payload["optimizer"]))]
+                bad += [f"optimizer.{key}" for key in non_finite_tensors(_flat_tensors(checkpoint.optimizer))]
             if bad:
                 raise TrainingStopped(
                     f"{self.stage}: the weights became non-finite by update {self.progress.update} "
                     f"({len(bad)} tensors, first: {', '.join(bad[:3])}); {path} was not written. "
                     f"Last good checkpoint: {self._last_saved or 'none written yet'}"
                 )
-            save_atomic(payload, path)
+            checkpoint.save(path)
             if name == "last.pt":
                 self._last_saved = path
         return path
 
     def _restore(self, path: Path) -> None:
-        state = load_checkpoint(path)
-        missing = [key for key in ("model", "optimizer", "scheduler", "scaler", "progress", "rng")
-                   if key not in state]
+        checkpoint = RunCheckpoint.read(path)
+        missing = checkpoint.missing_for_resume
         if missing:
             raise CheckpointError(
                 f"{path} cannot be resumed from: it holds no {', '.join(missing)} (a best.pt, or "
-                "a file written by save_model_checkpoint, has weights only); resume needs the "
-                "run's own last.pt"
+                "a file written for a bare model by save_model, has weights only); resume needs "
+                "the run's own last.pt"
             )
-        if state.get("stage") != self.stage:
-            raise MmtrackError(f"{path} is a {state.get('stage')} checkpoint, not {self.stage}")
-        if state.get("model_config") != self.model_config:
+        if checkpoint.stage != self.stage:
+            raise MmtrackError(f"{path} is a {checkpoint.stage} checkpoint, not {self.stage}")
+        if checkpoint.model_config != self.model_config:
             raise MmtrackError(
                 f"{path} was written for a different model configuration; resume with the "
                 "recipe that started the run (see its recipe.yaml)"
             )
         try:
-            unwrap(self.model).load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
-            self.progress = Progress(**state["progress"])
-            restore_rng(state["rng"])
+            unwrap(self.model).load_state_dict(checkpoint.model)
+            self.optimizer.load_state_dict(checkpoint.optimizer)
+            self.scheduler.load_state_dict(checkpoint.scheduler)
+            self.scaler.load_state_dict(checkpoint.scaler)
+            self.progress = checkpoint.progress
+            restore_rng(checkpoint.rng)
         except (RuntimeError, ValueError, TypeError, KeyError) as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise CheckpointError(f"{path} cannot be resumed from: {first}") from None

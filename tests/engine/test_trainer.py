@@ -13,14 +13,14 @@ import pytest
 import torch
 import yaml
 
+from mmtrack_kd.checkpoints import read_file
+from mmtrack_kd.checkpoints import load_model
 from mmtrack_kd.data.loader import build_train_dataset
-from mmtrack_kd.engine.checkpoint import load_checkpoint
-from mmtrack_kd.runtime.distributed import DistributedContext
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.engine.trainer import StageTrainer, TrainingStopped, to_device
 from mmtrack_kd.errors import DataError, MmtrackError
-from mmtrack_kd.models import load_model_from_checkpoint
 from mmtrack_kd.recipe import validate_recipe
+from mmtrack_kd.runtime.distributed import DistributedContext
 
 SYNTHETIC = dict(name="synthetic", layout="lasher", n_train=4, n_test=2, frames=24, width=128,
                  height=96, workers=1)
@@ -67,7 +67,7 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(path)["model"]
+    return read_file(path)["model"]
 
 
 def test_a_few_updates_lower_the_loss_for_teacher_and_student(synthetic_root, tmp_path):
@@ -107,7 +107,7 @@ def test_resume_after_interruption_gives_bit_identical_weights(synthetic_root, t
     monkeypatch.setattr(StageTrainer, "_update", interrupt_after_update_5)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "resumed")
-    saved = load_checkpoint(tmp_path / "resumed" / "teacher" / "last.pt")
+    saved = read_file(tmp_path / "resumed" / "teacher" / "last.pt")
     assert saved["progress"]["update"] == 5 and saved["progress"]["epoch"] == 1
     assert not saved["progress"]["finished"]
     monkeypatch.setattr(StageTrainer, "_update", original)
@@ -118,7 +118,7 @@ def test_resume_after_interruption_gives_bit_identical_weights(synthetic_root, t
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
-    assert load_checkpoint(tmp_path / "resumed" / "teacher" / "last.pt")["progress"]["finished"]
+    assert read_file(tmp_path / "resumed" / "teacher" / "last.pt")["progress"]["finished"]
 
 
 def test_a_second_run_in_the_same_folder_needs_resume(synthetic_root, tmp_path):
@@ -150,7 +150,7 @@ def test_non_finite_loss_stops_the_run_and_names_the_last_good_checkpoint(synthe
     assert "giou=nan" in message
     last = tmp_path / "run" / "teacher" / "last.pt"
     assert str(last) in message
-    assert load_checkpoint(last)["progress"]["update"] == 2  # the good state, not the diverged one
+    assert read_file(last)["progress"]["update"] == 2  # the good state, not the diverged one
 
 
 def test_missing_dataset_root_says_where_the_data_goes(tmp_path):
@@ -188,7 +188,7 @@ def test_fost_and_single_modality_students_run_without_a_teacher(synthetic_root,
     baseline = recipe_data(synthetic_root, tmp_path, **{"student.single_modality": True,
                                                          "student.init": "none"})
     folder = train(validate_recipe(baseline), stage="student", run_dir=tmp_path / "rgb")
-    saved = load_checkpoint(folder / "student" / "last.pt")
+    saved = read_file(folder / "student" / "last.pt")
     assert saved["model_config"]["num_modalities"] == 1
     assert [entry["name"] for entry in saved["modalities"]] == ["rgb"]
 
@@ -258,7 +258,7 @@ def test_sigterm_stops_at_the_next_micro_batch_and_saves_the_last_update(synthet
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
-    saved = load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]
+    saved = read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]
     assert saved["update"] == 3 and not saved["finished"]
     assert saved["samples"] == 3 * 4 and saved["batch_in_epoch"] == 3
 
@@ -280,7 +280,7 @@ def test_a_signal_during_the_final_save_stops_before_the_next_stage(synthetic_ro
     monkeypatch.setattr(StageTrainer, "save", signal_during_the_final_save)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, run_dir=tmp_path / "run")
-    assert load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]["finished"]
+    assert read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]["finished"]
     assert not (tmp_path / "run" / "student").exists()
 
 
@@ -300,11 +300,11 @@ def test_a_signal_during_validation_stops_there_with_the_last_update(synthetic_r
     monkeypatch.setattr(StageTrainer, "validate", signal_while_validating)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
-    saved = load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]
+    saved = read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]
     assert saved["update"] == 4 and saved["epoch"] == 0 and not saved["finished"]
     monkeypatch.setattr(StageTrainer, "validate", original)
     train(recipe, stage="teacher", run_dir=tmp_path / "run", resume=True)
-    assert load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]["update"] == 8
+    assert read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]["update"] == 8
 
 
 def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_root, tmp_path, monkeypatch):
@@ -324,7 +324,7 @@ def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_
     monkeypatch.setattr(StageTrainer, "_update", two_signals_in_update_3)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
-    saved = load_checkpoint(tmp_path / "run" / "teacher" / "last.pt")["progress"]
+    saved = read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]
     assert saved["update"] == 2 and not saved["finished"]
 
 
@@ -370,7 +370,7 @@ def test_sigterm_with_loader_workers_saves_and_exits_cleanly(synthetic_root, tmp
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert "interrupted" in stderr
-    saved = load_checkpoint(last)["progress"]
+    saved = read_file(last)["progress"]
     assert saved["update"] >= 2 and not saved["finished"]
     assert saved["samples"] == saved["update"] * 4
 
@@ -479,10 +479,10 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     trainer._update()
     # the whole stage runs, and the checkpoint rebuilds the shaped student
     folder = train(recipe, stage="student", teacher=teacher_path, run_dir=tmp_path / "run")
-    model, info = load_model_from_checkpoint(folder / "student" / "best.pt")
+    model, info = load_model(folder / "student" / "best.pt")
     assert model.backbone.depth == shape.get("depth", 2)
-    assert info["model_config"]["fuse_after"] == shape.get("fuse_after", 0)
-    assert info["model_config"]["aux_pool"] == shape.get("aux_pool", 1)
+    assert info.model_config["fuse_after"] == shape.get("fuse_after", 0)
+    assert info.model_config["aux_pool"] == shape.get("aux_pool", 1)
 
 
 def test_a_start_file_that_leaves_undeclared_parts_fresh_is_refused(synthetic_root, tmp_path):
@@ -559,7 +559,7 @@ def _straight_run(recipe, root: Path, accumulate: int) -> Path:
 
 def _full_state(path: Path) -> dict[str, torch.Tensor]:
     """Weights, buffers (BatchNorm statistics and counters) and optimiser state of a checkpoint."""
-    state = load_checkpoint(path)
+    state = read_file(path)
     out = {f"model.{key}": value for key, value in state["model"].items()}
     for index, values in state["optimizer"]["state"].items():
         out.update({f"optimizer.{index}.{key}": value for key, value in values.items()
@@ -695,7 +695,7 @@ def test_a_kill_between_best_and_last_is_recovered_on_resume(synthetic_root, tmp
     monkeypatch.undo()
     train(recipe, stage="teacher", run_dir=tmp_path / "run", resume=True)
     for name in ("best.pt", "last.pt"):
-        expected, got = load_checkpoint(straight / "teacher" / name), load_checkpoint(tmp_path / "run" / "teacher" / name)
+        expected, got = read_file(straight / "teacher" / name), read_file(tmp_path / "run" / "teacher" / name)
         assert expected["progress"] == got["progress"], name
         for key in expected["model"]:
             assert torch.equal(expected["model"][key], got["model"][key]), (name, key)
@@ -724,7 +724,7 @@ def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoin
     message = str(error.value)
     last = tmp_path / "run" / "teacher" / "last.pt"
     assert "non-finite" in message and f"Last good checkpoint: {last}" in message
-    state = load_checkpoint(last)
+    state = read_file(last)
     assert state["progress"]["update"] == 2
     assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())
 
