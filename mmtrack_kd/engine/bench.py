@@ -56,7 +56,7 @@ def step_figures(recipe: Recipe, stages: list[Stage], steps: int = 5) -> list[di
             figures.append({
                 "stage": stage, "micro_batch": trainer.micro_batch, "seconds_per_step": seconds,
                 "samples_per_second": trainer.micro_batch / seconds,
-                "distilling": trainer.distilling,
+                "distilling": trainer.training_stage.distilling,
             })
             if stage == "teacher":
                 teacher_path = Path(scratch) / "teacher" / "last.pt"
