@@ -20,6 +20,7 @@ TINY = dict(template_size=32, search_size=64, patch_size=16, embed_dim=32, depth
 MODALITIES = [{"name": "rgb", "options": {}}, {"name": "thermal", "options": {}}]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
     [
@@ -79,6 +80,7 @@ def test_export_refuses_the_teacher_and_other_formats(tmp_path):
         export_checkpoint(checkpoint, format="tensorrt")
 
 
+@pytest.mark.slow
 def test_fps_comparison_reports_both(tmp_path):
     model = build_model("student", TINY).eval()
     paths = export_checkpoint(save_model(model, tmp_path / "s.pt", modalities=MODALITIES))

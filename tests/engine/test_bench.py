@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 
+import pytest
 import yaml
 
 from mmtrack_kd.cli import main
@@ -12,6 +13,7 @@ from mmtrack_kd.cli import main
 from .conftest import recipe_data
 
 
+@pytest.mark.slow
 def test_data_benchmark_prints_loader_and_step_figures_and_leaves_nothing(synthetic_root, tmp_path,
                                                                            monkeypatch):
     recipe_file = tmp_path / "tiny.yaml"

@@ -21,6 +21,7 @@ class _Killed(BaseException):
     """Stands for kill -9: nothing after it runs, no handler saves anything."""
 
 
+@pytest.mark.slow
 def test_a_kill_between_best_and_last_is_recovered_on_resume(synthetic_root, tmp_path, monkeypatch):
     """Whichever checkpoint of the epoch's pair is written first, a kill right after it must
     leave a run whose resume ends with the uninterrupted run's best.pt and last.pt."""
@@ -46,6 +47,7 @@ def test_a_kill_between_best_and_last_is_recovered_on_resume(synthetic_root, tmp
             assert torch.equal(expected["model"][key], got["model"][key]), (name, key)
 
 
+@pytest.mark.slow
 def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoint(synthetic_root, tmp_path, monkeypatch):
     """The loss of the update that breaks the weights is still finite; the checkpoint after it
     is refused, and the one named as last good holds finite tensors only."""
@@ -71,6 +73,7 @@ def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoin
     assert state["progress"]["update"] == 2
     assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())
 
+@pytest.mark.slow
 def test_resume_from_a_weights_only_checkpoint_is_a_clear_error(synthetic_root, tmp_path):
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
     run = train(recipe, stage="teacher", run_dir=tmp_path / "run")

@@ -22,6 +22,7 @@ from mmtrack_kd.recipe import validate_recipe
 from .conftest import recipe_data, weights
 
 
+@pytest.mark.slow
 def test_sigterm_stops_at_the_next_micro_batch_and_saves_the_last_update(synthetic_root, tmp_path, monkeypatch):
     """In-process and deterministic: a SIGTERM arriving right after update 3 stops the run before
     the next micro-batch's backward; last.pt holds update 3, and the handlers are restored."""
@@ -44,6 +45,7 @@ def test_sigterm_stops_at_the_next_micro_batch_and_saves_the_last_update(synthet
     assert saved["samples"] == 3 * 4 and saved["batch_in_epoch"] == 3
 
 
+@pytest.mark.slow
 def test_a_signal_during_the_final_save_stops_before_the_next_stage(synthetic_root, tmp_path, monkeypatch):
     """Too late to stop the teacher (it finishes and is saved), but the run stops there: the
     student stage does not start."""
@@ -64,6 +66,7 @@ def test_a_signal_during_the_final_save_stops_before_the_next_stage(synthetic_ro
     assert not (tmp_path / "run" / "student").exists()
 
 
+@pytest.mark.slow
 def test_a_signal_during_validation_stops_there_with_the_last_update(synthetic_root, tmp_path, monkeypatch):
     """Validation is not waited out: the stop comes at its next batch, and last.pt holds the
     epoch's last update (not finished; a resume validates and goes on)."""
@@ -179,6 +182,7 @@ def assert_same_state(expected: Path, got: Path) -> None:
     assert not different, different[:5]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point, accumulate", [
     ("before_forward", 1), ("after_forward", 1), ("after_forward", 2), ("during_validation", 1),
     ("during_update", 2),
@@ -253,6 +257,7 @@ def test_a_signal_at_any_point_resumes_bit_identically(synthetic_root, tmp_path_
     assert all(torch.equal(best[key], got[key]) for key in best)
 
 
+@pytest.mark.slow
 def test_a_signal_between_stages_resumes_the_student_bit_identically(synthetic_root, tmp_path, monkeypatch):
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 1}))
     straight = train(recipe, run_dir=tmp_path / "straight")

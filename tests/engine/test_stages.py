@@ -20,6 +20,7 @@ from mmtrack_kd.runtime.distributed import DistributedContext
 from .conftest import recipe_data, weights
 
 
+@pytest.mark.slow
 def test_rgb_only_baseline_takes_an_ostrack_file_whole_or_not_at_all(synthetic_root, tmp_path):
     """The single-modality student is exactly OSTrack: its OSTrack checkpoint loads strictly,
     and a partial one (here without the head) is refused with the file named."""
@@ -61,6 +62,7 @@ def test_candidate_elimination_keep_ratio_ramps_linearly_between_its_epochs(synt
             "enabled": True, "layers": [1], "keep_ratio": 0.5, "ramp_epochs": [3, 3]}}))
     assert [keep_ratio_at(sudden, epoch) for epoch in (2, 3, 4)] == [1.0, 0.5, 0.5]
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "shape, pairs",
     [

@@ -23,6 +23,7 @@ from mmtrack_kd.runtime.distributed import DistributedContext
 from .conftest import recipe_data, weights
 
 
+@pytest.mark.slow
 def test_a_few_updates_lower_the_loss_for_teacher_and_student(synthetic_root, tmp_path):
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
     folder = train(recipe, stage="teacher", run_dir=tmp_path / "run")
@@ -46,6 +47,7 @@ def test_a_few_updates_lower_the_loss_for_teacher_and_student(synthetic_root, tm
             assert terms["feature"] > 0 and terms["response"] > 0
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_gives_bit_identical_weights(synthetic_root, tmp_path, monkeypatch):
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
     straight = train(recipe, stage="teacher", run_dir=tmp_path / "straight")
@@ -130,6 +132,7 @@ def test_batch_must_divide_by_world_and_accumulation(synthetic_root, tmp_path):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_fost_and_single_modality_students_run_without_a_teacher(synthetic_root, tmp_path):
     fost = recipe_data(synthetic_root, tmp_path, **{"distill.feature.weight": 0,
                                                      "distill.response.weight": 0,
@@ -190,6 +193,7 @@ def test_two_process_gloo_run_equals_one_process_with_the_same_global_batch(synt
     again = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode != 0 and "pass --resume" in again.stderr, again.stderr[-3000:]
 
+@pytest.mark.slow
 def test_a_refused_run_leaves_the_run_folder_as_it_was(synthetic_root, tmp_path):
     """A fresh start over an existing run, or a --resume that does not fit, is refused before
     recipe.yaml and env.json are touched."""
