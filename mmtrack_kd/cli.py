@@ -274,9 +274,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     for role, path in written.items():
         console.print(f"{role}: {path}")
     if args.check:
-        from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
+        from mmtrack_kd.checkpoints import load_model
 
-        model, _ = load_model_from_checkpoint(args.checkpoint)
+        model, _ = load_model(args.checkpoint)
         out_dir = written["track"].parent
         console.print(compare_with_pytorch(model, out_dir))
         console.print(compare_fps(model, out_dir))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 console = Console()
@@ -57,3 +59,43 @@ class ProgressLog:
         if self.enabled and (self.done // self.every > before // self.every or self.done >= self.total):
             suffix = f" ({detail})" if detail else ""
             self.log.info("%s %d of %d%s", self.what, self.done, self.total, suffix)
+
+
+class ProgressBar:
+    """A rich progress bar of steps with a status (loss terms, samples/s) and the ETA, drawn
+    only when ``enabled`` and the error console is a terminal (see :class:`ProgressLog` for
+    the lines written otherwise).
+
+    Args:
+        enabled: False on all but the process that reports (rank 0).
+        title: what is counted, e.g. ``"teacher epoch 1/15"``.
+        total: the number of steps.
+        completed: steps already done (a resumed epoch).
+    """
+
+    def __init__(self, enabled: bool, title: str, total: int, completed: int) -> None:
+        self.visible = enabled and error_console.is_terminal
+        self._progress = None
+        if self.visible:
+            self._progress = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+                console=error_console, transient=False,
+            )
+            self._task = self._progress.add_task(title, total=total, completed=completed, status="")
+
+    def __enter__(self) -> "ProgressBar":
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, steps: int, terms: dict[str, float], rate: float) -> None:
+        """Count ``steps`` more and show ``terms`` and ``rate`` (samples/s) as the status."""
+        if self._progress is None:
+            return
+        status = " ".join(f"{key} {value:.3f}" for key, value in terms.items()) + f" | {rate:.1f}/s"
+        self._progress.update(self._task, advance=steps, status=status)

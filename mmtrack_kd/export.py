@@ -22,19 +22,21 @@ Exported with the TorchScript-based exporter (``torch.onnx.export(..., dynamo=Fa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmtrack_kd.checkpoints import load_model
 from mmtrack_kd.errors import CheckpointError, MmtrackError, NotAvailableError
+from mmtrack_kd.runtime.timing import time_calls
 
 OPSET = 17
 TRACK_OUTPUTS = ("score_map", "size_map", "offset_map", "boxes")
@@ -103,8 +105,6 @@ def export_model_onnx(
 
 def require_onnx(*modules: str) -> None:
     """Refuse early, before any folder is made, when the ``onnx`` extra is not installed."""
-    import importlib.util
-
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
         raise NotAvailableError(
@@ -168,14 +168,12 @@ def export_checkpoint(
     if format != "onnx":
         raise ValueError(f"unknown export format {format!r}; only 'onnx'")
     require_onnx("onnx")
-    from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
-
     checkpoint = Path(checkpoint)
-    model, info = load_model_from_checkpoint(checkpoint)
+    model, saved = load_model(checkpoint)
     if getattr(model, "kind", "") != "student":
         raise CheckpointError(f"checkpoint {checkpoint}: export takes a student, this is a {model.kind}")
     out = Path(out) if out is not None else checkpoint.with_name(checkpoint.stem + "-onnx")
-    extra = {key: info[key] for key in ("modalities", "crop") if key in info}
+    extra = {key: getattr(saved, key) for key in ("modalities", "crop") if getattr(saved, key) is not None}
     extra["checkpoint"] = str(checkpoint)
     return export_model_onnx(model, out, keep_ratio, opset, extra)
 
@@ -187,7 +185,7 @@ class OnnxStudent:
     """
 
     def __init__(self, out_dir: str | os.PathLike, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # the optional ``onnx`` extra: imported only when it is used
 
         out_dir = Path(out_dir)
         options = ort.SessionOptions()
@@ -257,14 +255,8 @@ def compare_fps(
     with torch.no_grad():
         model.set_template(templates)
 
-    def timed(call) -> float:
-        times = []
-        for step in range(warmup + repeats):
-            start = time.perf_counter()
-            call()
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
-        return float(np.median(times))
+    def timed(call: Callable[[], Any]) -> float:
+        return float(np.median(time_calls(call, warmup, repeats)))
 
     with torch.inference_mode():
         torch_s = timed(lambda: model.track(searches, keep_ratio=keep_ratio))

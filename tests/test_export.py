@@ -11,14 +11,16 @@ import torch
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from mmtrack_kd.checkpoints import save_model  # noqa: E402
 from mmtrack_kd.errors import CheckpointError  # noqa: E402
 from mmtrack_kd.export import OnnxStudent, compare_fps, compare_with_pytorch, example_inputs, export_checkpoint  # noqa: E402
-from mmtrack_kd.models import build_model, save_model_checkpoint  # noqa: E402
+from mmtrack_kd.models import build_model  # noqa: E402
 
 TINY = dict(template_size=32, search_size=64, patch_size=16, embed_dim=32, depth=3, num_heads=2, head_channels=16)
 MODALITIES = [{"name": "rgb", "options": {}}, {"name": "thermal", "options": {}}]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
     [
@@ -36,7 +38,7 @@ MODALITIES = [{"name": "rgb", "options": {}}, {"name": "thermal", "options": {}}
 def test_export_matches_pytorch(tmp_path, extra):
     model = build_model("student", {**TINY, **extra}).eval()
     modalities = MODALITIES[: model.num_modalities]
-    checkpoint = save_model_checkpoint(model, tmp_path / "student.pt", modalities=modalities)
+    checkpoint = save_model(model, tmp_path / "student.pt", modalities=modalities)
     paths = export_checkpoint(checkpoint)
     assert paths["template"] == tmp_path / "student-onnx" / "template.onnx"
     assert paths["template"].is_file() and paths["track"].is_file()
@@ -52,7 +54,7 @@ def test_export_matches_pytorch(tmp_path, extra):
 
 def test_onnx_runner_shapes(tmp_path):
     model = build_model("student", TINY).eval()
-    paths = export_checkpoint(save_model_checkpoint(model, tmp_path / "s.pt", modalities=MODALITIES), tmp_path / "x")
+    paths = export_checkpoint(save_model(model, tmp_path / "s.pt", modalities=MODALITIES), tmp_path / "x")
     runner = OnnxStudent(paths["track"].parent)
     templates, searches = example_inputs(model)
     with pytest.raises(RuntimeError):
@@ -71,16 +73,17 @@ def test_onnx_runner_shapes(tmp_path):
 
 def test_export_refuses_the_teacher_and_other_formats(tmp_path):
     teacher = build_model("teacher", TINY)
-    checkpoint = save_model_checkpoint(teacher, tmp_path / "teacher.pt", modalities=MODALITIES)
+    checkpoint = save_model(teacher, tmp_path / "teacher.pt", modalities=MODALITIES)
     with pytest.raises(CheckpointError, match="student"):
         export_checkpoint(checkpoint)
     with pytest.raises(ValueError, match="onnx"):
         export_checkpoint(checkpoint, format="tensorrt")
 
 
+@pytest.mark.slow
 def test_fps_comparison_reports_both(tmp_path):
     model = build_model("student", TINY).eval()
-    paths = export_checkpoint(save_model_checkpoint(model, tmp_path / "s.pt", modalities=MODALITIES))
+    paths = export_checkpoint(save_model(model, tmp_path / "s.pt", modalities=MODALITIES))
     result = compare_fps(model, paths["track"].parent, warmup=5, repeats=3)
     for runtime in ("pytorch", "onnxruntime"):
         assert result[f"{runtime}_fps"] == pytest.approx(1e3 / result[f"{runtime}_ms"])

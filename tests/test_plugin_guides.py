@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmtrack_kd.engine.checkpoint import load_checkpoint
+from mmtrack_kd.checkpoints import read_file
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -154,7 +154,7 @@ def test_installed_plugins_train_through_discovery_and_a_recipe(tmp_path):
     assert checkpoint.is_file(), sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
 
     # The auxiliary stream went through its own 1-channel patch embedding.
-    saved = load_checkpoint(checkpoint)
+    saved = read_file(checkpoint)
     assert saved["progress"]["finished"] and saved["progress"]["update"] == 2  # 8 samples / 4
     weights = saved["model"]
     aux_embedding = [value for key, value in weights.items()

@@ -7,14 +7,9 @@ compares like with like (same threads, same clocks, same BLAS).
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from mmtrack_kd.runtime.timing import time_calls
 
 
 def gemm_peak(
@@ -36,15 +31,7 @@ def gemm_peak(
     for n in sizes:
         a = torch.randn(n, n, device=device, dtype=dtype)
         b = torch.randn(n, n, device=device, dtype=dtype)
-        times = []
-        for step in range(warmup + repeats):
-            _sync(device)
-            start = time.perf_counter()
-            torch.mm(a, b)
-            _sync(device)
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
-        times.sort()
+        times = sorted(time_calls(lambda: torch.mm(a, b), warmup, repeats, device))
         median = times[len(times) // 2]
         rates[n] = 2.0 * n**3 / median / 1e9
     best = max(rates, key=rates.get)

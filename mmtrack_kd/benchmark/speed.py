@@ -17,9 +17,10 @@ What is timed:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-import statistics
+import platform
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -29,12 +30,14 @@ import torch
 from torch import nn
 
 from mmtrack_kd.benchmark.gemm import gemm_peak
+from mmtrack_kd.benchmark.memory import training_peak_memory
 from mmtrack_kd.benchmark.params import MODEL_NAMES, BenchModel, benchmark_models, model_size, ratios, recipe_sizes
 from mmtrack_kd.data.crop import CropSettings
-from mmtrack_kd.engine.distributed import choose_device
-from mmtrack_kd.engine.precision import autocast, quantize_int8
 from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import Recipe
+from mmtrack_kd.runtime.device import choose_device
+from mmtrack_kd.runtime.precision import autocast, quantize_int8
+from mmtrack_kd.runtime.timing import time_call, time_calls
 from mmtrack_kd.tracking.tracker import Tracker, TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -75,11 +78,6 @@ class LatencyStats:
         return asdict(self)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure_latency_stats(
     model: nn.Module,
     device: str | torch.device = "cpu",
@@ -98,15 +96,8 @@ def measure_latency_stats(
     model = model.to(device).eval()
     forward = forward if forward is not None else model
     templates, searches = dummy_inputs(model, 1, device)
-    times: list[float] = []
     with torch.inference_mode(), autocast(device, autocast_dtype):
-        for step in range(warmup + repeats):
-            _sync(device)
-            start = time.perf_counter()
-            forward(templates, searches, keep_ratio=keep_ratio)
-            _sync(device)
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
+        times = time_calls(lambda: forward(templates, searches, keep_ratio=keep_ratio), warmup, repeats, device)
     return LatencyStats.of(times, warmup)
 
 
@@ -145,15 +136,8 @@ def tracker_fps(
     pool = synthetic_frames(adapters, min(8, frames + warmup + 1), height, width)
     box = [width * 0.4, height * 0.4, width * 0.2, height * 0.2]
     tracker.initialize(pool[0], box)
-    times: list[float] = []
-    for step in range(warmup + frames):
-        current = pool[(step + 1) % len(pool)]
-        _sync(device)
-        start = time.perf_counter()
-        tracker.track(current)
-        _sync(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - start)
+    later_frames = (pool[step % len(pool)] for step in itertools.count(1))  # frame 0 set the template
+    times = time_calls(lambda: tracker.track(next(later_frames)), warmup, frames, device)
     stats = LatencyStats.of(times, warmup)
     return {
         "fps": len(times) / sum(times),
@@ -300,8 +284,6 @@ def speed_benchmark(
         log.info("prompter layers: Conv2d vs Linear")
         result["prompter"] = prompter_comparison(entries[names.index("teacher")], device_t, warmup, repeats)
     if memory:
-        from mmtrack_kd.benchmark.memory import training_peak_memory
-
         log.info("training-step memory")
         result["memory"] = training_peak_memory(recipe, device, registry=registry, batch_size=memory_batch_size)
     return result
@@ -415,12 +397,9 @@ def prompter_comparison(teacher: BenchModel, device: torch.device, warmup: int, 
     with torch.inference_mode():
         for step in range(warmup + repeats):
             for kind in kinds:
-                _sync(device)
-                start = time.perf_counter()
-                models[kind](templates, searches)
-                _sync(device)
+                seconds = time_call(lambda: models[kind](templates, searches), device)
                 if step >= warmup:
-                    times[kind].append(time.perf_counter() - start)
+                    times[kind].append(seconds)
     out: dict[str, Any] = {}
     for kind in kinds:
         latency = LatencyStats.of(times[kind], warmup)
@@ -434,7 +413,5 @@ def prompter_comparison(teacher: BenchModel, device: torch.device, warmup: int, 
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    import platform
-
     processor = platform.processor() or platform.machine()
     return f"cpu ({processor}, {torch.get_num_threads()} threads)"

@@ -4,21 +4,22 @@ a run can tell whether the loader or the model is the bottleneck."""
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mmtrack_kd.data.bench import benchmark_loader
 from mmtrack_kd.engine.build import Stage
-from mmtrack_kd.engine.distributed import DistributedContext, choose_device
+from mmtrack_kd.engine.trainer import StageTrainer, to_device
 from mmtrack_kd.recipe import Recipe
+from mmtrack_kd.runtime.device import choose_device
+from mmtrack_kd.runtime.distributed import DistributedContext
+from mmtrack_kd.runtime.timing import time_calls
 
 
 def loader_figures(recipe: Recipe, workers: list[int], batches: int = 20) -> list[dict[str, Any]]:
     """Samples per second of the teacher stage's training loader alone, per worker count."""
-    from mmtrack_kd.data.bench import benchmark_loader
-
     figures = []
     with tempfile.TemporaryDirectory() as scratch:  # the trainer's run folder; nothing is kept
         trainer = _trainer(recipe, "teacher", Path(scratch))
@@ -42,25 +43,20 @@ def step_figures(recipe: Recipe, stages: list[Stage], steps: int = 5) -> list[di
             trainer._build()
             samples = [trainer.train_set[index] for index in range(trainer.micro_batch)]
             batch = torch.utils.data.default_collate(samples)
-            from mmtrack_kd.engine.trainer import to_device
-
             batch = to_device(batch, trainer.ctx.device)
             trainer.model.train()
-            times = []
-            for step in range(steps + 1):
-                started = time.perf_counter()
+
+            def training_step() -> None:
                 loss, _ = trainer._forward_loss(batch, None)
                 loss.backward()
                 trainer._update()
-                if trainer.ctx.device.type == "cuda":
-                    torch.cuda.synchronize()
-                if step:
-                    times.append(time.perf_counter() - started)
+
+            times = time_calls(training_step, warmup=1, repeats=steps, device=trainer.ctx.device)
             seconds = sorted(times)[len(times) // 2]
             figures.append({
                 "stage": stage, "micro_batch": trainer.micro_batch, "seconds_per_step": seconds,
                 "samples_per_second": trainer.micro_batch / seconds,
-                "distilling": trainer.distilling,
+                "distilling": trainer.training_stage.distilling,
             })
             if stage == "teacher":
                 teacher_path = Path(scratch) / "teacher" / "last.pt"
@@ -68,8 +64,6 @@ def step_figures(recipe: Recipe, stages: list[Stage], steps: int = 5) -> list[di
     return figures
 
 
-def _trainer(recipe: Recipe, stage: Stage, scratch: Path, teacher: Path | None = None):
-    from mmtrack_kd.engine.trainer import StageTrainer
-
+def _trainer(recipe: Recipe, stage: Stage, scratch: Path, teacher: Path | None = None) -> StageTrainer:
     ctx = DistributedContext(device=choose_device(recipe.train.device))
     return StageTrainer(recipe, stage, scratch, ctx, teacher_checkpoint=teacher)

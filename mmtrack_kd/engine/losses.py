@@ -26,7 +26,6 @@ Conventions shared with the models (documented here because the loss is where th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Literal, Union
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import torch
 from torch import nn
 
@@ -51,9 +49,3 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda update: lr_factor(update, updates_per_epoch, optim)
     )
-
-
-def grad_norm(parameters: Iterable[torch.Tensor]) -> float:
-    """The global L2 norm of the gradients (for logging when clipping is off)."""
-    norms = [p.grad.detach().norm() for p in parameters if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.0

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 from pathlib import Path
 from typing import Iterator
 
 from mmtrack_kd.engine.build import Stage, check_recipe
-from mmtrack_kd.engine.distributed import init_distributed, shutdown_distributed
-from mmtrack_kd.engine.trainer import StageTrainer, write_env
+from mmtrack_kd.engine.trainer import StageTrainer
 from mmtrack_kd.errors import MmtrackError
+from mmtrack_kd.plugins import default_registry
 from mmtrack_kd.recipe import Recipe, dump_recipe
+from mmtrack_kd.runtime.distributed import init_distributed, shutdown_distributed
+from mmtrack_kd.runtime.environment import write_env
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +74,6 @@ def lock_run_folder(folder: Path) -> Iterator[None]:
     checkpoints, recipe and metrics with the first's. The kernel drops the lock when the process
     ends, however it ends, so a crashed run leaves no stale lock behind.
     """
-    import fcntl
-
     path = folder / LOCK_FILE
     try:
         handle = open(path, "a+", encoding="utf-8")
@@ -117,7 +118,7 @@ def write_run_files(folder: Path, recipe: Recipe, resume: bool) -> None:
         log.warning("the recipe differs from the one %s was started with; resuming with "
                     "the new one", folder)
     previous.write_text(resolved, encoding="utf-8")
-    write_env(folder)
+    write_env(folder, default_registry().plugins)
 
 
 def train(

@@ -226,11 +226,11 @@ def _init_worker(checkpoint: str, device: str, threads: int, settings: TrackerSe
 def _check_checkpoint(checkpoint: Path) -> None:
     """Read the checkpoint here before workers start: a worker whose initialiser fails breaks
     the whole pool, and the user would see its traceback instead of the one clear error."""
-    from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
+    from mmtrack_kd.checkpoints import load_model
     from mmtrack_kd.tracking.tracker import adapters_from_checkpoint
 
-    model, info = load_model_from_checkpoint(checkpoint)
-    adapters_from_checkpoint(info, model.num_modalities, default_registry(), str(checkpoint))
+    model, saved = load_model(checkpoint)
+    adapters_from_checkpoint(saved, model.num_modalities, default_registry(), str(checkpoint))
 
 
 def _track_one(dataset: Any, name: str, tracker_dir: str,
@@ -451,7 +451,7 @@ def run_evaluate(
             raise MmtrackError("evaluate needs a run folder or checkpoint (or --results DIR...)")
         # torch only where tracking happens (scoring --results folders needs none), and the
         # device and settings checked here, before any worker starts: one message, not one a worker
-        from mmtrack_kd.engine.distributed import choose_device
+        from mmtrack_kd.runtime.device import choose_device
         from mmtrack_kd.tracking import TrackerSettings
 
         recipe = _recipe_of(Path(target))

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtrack_kd.engine.checkpoint import load_checkpoint
+from mmtrack_kd.checkpoints import RunCheckpoint, load_model
 from mmtrack_kd.engine.metrics_log import read_metrics
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.errors import MmtrackError
@@ -43,7 +43,6 @@ from mmtrack_kd.experiments.analysis import finite, stream_reliance
 from mmtrack_kd.experiments.arms import DEFAULT_ARMS, load_arms
 from mmtrack_kd.experiments.planning import Job, job_recipe, plan_jobs
 from mmtrack_kd.experiments.report import write_report
-from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
 from mmtrack_kd.models.profile import count_parameters
 from mmtrack_kd.recipe import Recipe
 
@@ -268,20 +267,24 @@ def _stage_finished(run_dir: Path, stage: str) -> bool:
     path = run_dir / stage / "last.pt"
     if not path.is_file():
         return False
-    return bool(load_checkpoint(path).get("progress", {}).get("finished", False))
+    progress = RunCheckpoint.read(path).progress
+    return progress is not None and progress.finished
 
 
 def _samples(run_dir: Path, stage: str) -> int | None:
     """Training samples the stage saw, from its ``last.pt``; None without one."""
     path = run_dir / stage / "last.pt"
-    return int(load_checkpoint(path).get("progress", {}).get("samples", 0)) if path.is_file() else None
+    if not path.is_file():
+        return None
+    progress = RunCheckpoint.read(path).progress
+    return progress.samples if progress is not None else 0
 
 
 def _parameters(checkpoint: Path) -> int | None:
     """The parameter count of the model in ``checkpoint``; None (with a warning) when the model
     cannot be built."""
     try:
-        model, _ = load_model_from_checkpoint(checkpoint)
+        model, _ = load_model(checkpoint)
         return int(count_parameters(model)[0])
     except Exception as error:  # noqa: BLE001 - a size is a nicety; the arm's scores still count
         log.warning("could not count the parameters of %s: %s", checkpoint, error)

@@ -1,4 +1,6 @@
-"""Models: ViT backbone, centre head, mutual prompter, teacher, student, checkpoints, profiling.
+"""Models: ViT backbone, centre head, mutual prompter, teacher, student, profiling.
+
+Checkpoints (our format and foreign weights) live one layer up, in :mod:`mmtrack_kd.checkpoints`.
 
 Every model takes ``model(templates, searches, return_features=False, keep_ratio=None)`` with one
 tensor per modality (``[rgb, aux]``) and returns a :class:`TrackerOutput`.
@@ -6,13 +8,6 @@ tensor per modality (``[rgb, aux]``) and returns a :class:`TrackerOutput`.
 
 from mmtrack_kd.models.base import TrackerOutput, TrackingModel
 from mmtrack_kd.models.build import MODEL_KINDS, build_model
-from mmtrack_kd.models.checkpoints import (
-    LoadReport,
-    checkpoint_payload,
-    load_model_from_checkpoint,
-    load_pretrained,
-    save_model_checkpoint,
-)
 from mmtrack_kd.models.head import CenterHead, HeadOutput, boxes_at, peak_index
 from mmtrack_kd.models.prompter import MutualPrompter
 from mmtrack_kd.models.student import OneStreamStudent
@@ -24,7 +19,6 @@ __all__ = [
     "BackboneSettings",
     "CenterHead",
     "HeadOutput",
-    "LoadReport",
     "MutualPrompter",
     "OneStreamStudent",
     "TrackerOutput",
@@ -33,9 +27,5 @@ __all__ = [
     "ViTBackbone",
     "boxes_at",
     "build_model",
-    "checkpoint_payload",
-    "load_model_from_checkpoint",
-    "load_pretrained",
     "peak_index",
-    "save_model_checkpoint",
 ]

@@ -10,12 +10,13 @@ both (``macs = flops / 2``).
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from mmtrack_kd.runtime.timing import time_calls
 
 
 @dataclass(frozen=True)
@@ -93,18 +94,9 @@ def measure_latency(
     device = templates[0].device
     was_training = model.training
     model.eval()
-    times = []
     try:
         with torch.no_grad():
-            for step in range(warmup + repeats):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                model(templates, searches, keep_ratio=keep_ratio)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                if step >= warmup:
-                    times.append(time.perf_counter() - start)
+            times = time_calls(lambda: model(templates, searches, keep_ratio=keep_ratio), warmup, repeats, device)
     finally:
         model.train(was_training)
     return statistics.median(times)

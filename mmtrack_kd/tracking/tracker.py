@@ -35,13 +35,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmtrack_kd.checkpoints import RunCheckpoint, load_model
 from mmtrack_kd.data.crop import CropSettings, clip_box, crop_frames, crop_window, map_box_back
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
-from mmtrack_kd.engine.distributed import choose_device
-from mmtrack_kd.engine.precision import autocast, autocast_dtype, quantize_int8
 from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError, PluginError
 from mmtrack_kd.models.head import boxes_at
+from mmtrack_kd.plugins import default_registry
+from mmtrack_kd.runtime.device import choose_device
+from mmtrack_kd.runtime.precision import autocast, autocast_dtype, quantize_int8
 
 #: OSTrack's ``clip_box`` margin at test time: a box keeps at least this many pixels inside.
 CLIP_MARGIN = 10.0
@@ -216,16 +218,10 @@ class Tracker:
         saved options; ``crop`` gives sizes and factors. Problems raise
         :class:`~mmtrack_kd.errors.CheckpointError` naming the file.
         """
-        from mmtrack_kd.models.checkpoints import load_model_from_checkpoint
-        from mmtrack_kd.plugins import default_registry
-
-        model, info = load_model_from_checkpoint(path)
+        model, saved = load_model(path)
         registry = registry if registry is not None else default_registry()
-        adapters = adapters_from_checkpoint(info, model.num_modalities, registry, str(path))
-        crop = info.get("crop")
-        if crop is not None and not isinstance(crop, Mapping):
-            raise CheckpointError(f"checkpoint {path}: 'crop' is a {type(crop).__name__}, not a mapping")
-        return cls(model, adapters, CropSettings.for_model(model, crop), device, settings)
+        adapters = adapters_from_checkpoint(saved, model.num_modalities, registry, str(path))
+        return cls(model, adapters, CropSettings.for_model(model, saved.crop), device, settings)
 
     # -- tracking -----------------------------------------------------------------------------
 
@@ -321,14 +317,14 @@ class Tracker:
 
 
 def adapters_from_checkpoint(
-    info: Mapping[str, Any], num_modalities: int, registry: Any, source: str
+    checkpoint: RunCheckpoint, num_modalities: int, registry: Any, source: str
 ) -> list[ModalityAdapter]:
     """The modality adapters a checkpoint was trained with (its ``modalities`` entry), RGB first.
 
-    A checkpoint without the entry (written by ``save_model_checkpoint`` alone) is accepted for
+    A checkpoint without the entry (written for a bare model by ``save_model``) is accepted for
     single-modality models (the ``rgb`` adapter with default options) and refused otherwise.
     """
-    entries = info.get("modalities")
+    entries = checkpoint.modalities
     if entries is None:
         if num_modalities == 1:
             entries = [{"name": "rgb", "options": {}}]
@@ -337,8 +333,6 @@ def adapters_from_checkpoint(
                 f"checkpoint {source}: no 'modalities' entry, so the auxiliary modality (and its "
                 "options) is unknown; use a checkpoint written by `mmtrack-kd train`"
             )
-    if not isinstance(entries, list) or not all(isinstance(e, Mapping) and "name" in e for e in entries):
-        raise CheckpointError(f"checkpoint {source}: 'modalities' must be a list of {{name, options}}")
     if len(entries) != num_modalities:
         names = ", ".join(str(e["name"]) for e in entries)
         raise CheckpointError(

@@ -20,9 +20,11 @@ from mmtrack_kd.benchmark import (
     training_peak_memory,
     write_json,
 )
-from mmtrack_kd.benchmark.params import SHAPES, shape_config
-from mmtrack_kd.benchmark.speed import same_precision_ratios
+from mmtrack_kd.benchmark.params import LABELS, SHAPES, shape_config
+from mmtrack_kd.benchmark.speed import box_deviation, same_precision_ratios
+from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import load_recipe
+from mmtrack_kd.runtime.precision import autocast
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "rgbt.yaml"
 TINY = [
@@ -129,10 +131,6 @@ def test_speed_benchmark_structure_and_outputs(recipe, tmp_path):
 def test_box_deviation_measures_the_boxes_that_the_two_precisions_give(recipe):
     """The bf16 deviation equals an independent recomputation, and float32 against itself
     deviates by nothing with every peak in agreement."""
-    from mmtrack_kd.benchmark.speed import box_deviation
-    from mmtrack_kd.engine.precision import autocast
-    from mmtrack_kd.models.profile import dummy_inputs
-
     model = benchmark_models(recipe)[0].build()
     device = torch.device("cpu")
     same = box_deviation(model, device, torch.float32)
@@ -231,8 +229,6 @@ def test_int8_rows_are_timed_and_ratioed_against_fp32(recipe):
 
 def test_speed_tables_read_at_80_columns():
     """Every model's label is whole at 80 columns (once: ``teac…`` and ``stud…``)."""
-    from mmtrack_kd.benchmark.params import LABELS
-
     latency = {"p25": 0.010, "p75": 0.012, "min": 0.009, "median": 0.011}
     result = {
         "what": "speed", "device": "cpu", "sizes": {"depth": 4, "embed_dim": 96, "search_size": 128,

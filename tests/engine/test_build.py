@@ -52,6 +52,7 @@ def write_recipe(tmp_path: Path, aux: str, root: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_folder_dataset_carries_its_configured_aux_stream(tmp_path):
     """``{name: folder, aux: depth}`` carries depth: ``recipe check`` passes and ``train`` runs
     (once: "dataset folder carries rgb, thermal", from the class's default)."""

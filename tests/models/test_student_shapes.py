@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from mmtrack_kd.checkpoints import load_model, load_pretrained, save_model
 from mmtrack_kd.errors import CheckpointError
-from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher, build_model, load_model_from_checkpoint
-from mmtrack_kd.models.checkpoints import load_pretrained, save_model_checkpoint
+from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher, build_model
 
 from tests.models.conftest import parameters_without_gradient
 
@@ -129,9 +129,9 @@ def test_impossible_shapes_are_refused(tiny, bad, message):
 
 def test_a_shaped_checkpoint_rebuilds_the_same_model(tiny, inputs, random_weights, tmp_path):
     student = random_weights(OneStreamStudent(**{**tiny, "depth": 2}, fuse_after=1, aux_pool=2)).eval()
-    path = save_model_checkpoint(student, tmp_path / "s.pt")
-    rebuilt, info = load_model_from_checkpoint(path)
-    assert info["model_config"]["fuse_after"] == 1 and info["model_config"]["aux_pool"] == 2
+    path = save_model(student, tmp_path / "s.pt")
+    rebuilt, info = load_model(path)
+    assert info.model_config["fuse_after"] == 1 and info.model_config["aux_pool"] == 2
     templates, searches = inputs()
     with torch.no_grad():
         assert torch.equal(student(templates, searches).score_logits, rebuilt(templates, searches).score_logits)
@@ -139,7 +139,7 @@ def test_a_shaped_checkpoint_rebuilds_the_same_model(tiny, inputs, random_weight
 
 def test_a_shallow_student_starts_from_chosen_teacher_blocks(tiny, random_weights, tmp_path):
     teacher = random_weights(TwoStreamTeacher(**{**tiny, "depth": 4}))
-    path = save_model_checkpoint(teacher, tmp_path / "teacher.pt")
+    path = save_model(teacher, tmp_path / "teacher.pt")
     student = OneStreamStudent(**{**tiny, "depth": 2})
     report = load_pretrained(student, path, block_sources=[1, 3])
     for target, source in ((0, 1), (1, 3)):

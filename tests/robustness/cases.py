@@ -644,7 +644,7 @@ case("train-resume-from-best", "training",
      r"last.pt cannot be resumed from: it holds no optimizer")
 case("train-resume-random-bytes", "training",
      _train("--resume", run_dir=lambda w, t: (_copied_run(w, t), write(t / "run/teacher/last.pt", b"\x00" * 64))[0]),
-     r"last.pt cannot be read")
+     r"last.pt: not a readable PyTorch checkpoint")
 case("train-resume-other-model", "training",
      _train("--resume", "--set", "model.head_channels=8", run_dir=_copied_run), r"different model configuration",
      check=_unchanged)

@@ -58,6 +58,7 @@ def test_int8_tracker_runs_a_quantized_copy_and_leaves_the_model(make_checkpoint
             Tracker.from_checkpoint(checkpoint, "cuda", registry=registry, settings=TrackerSettings(precision="int8"))
 
 
+@pytest.mark.slow
 def test_agreement_of_an_identical_model_is_perfect(tmp_path, make_checkpoint, scene_frames, folder_writer,
                                                     monkeypatch) -> None:
     """With quantization replaced by a plain copy, int8 must agree with fp32 exactly; a copy whose
@@ -89,6 +90,7 @@ def test_agreement_of_an_identical_model_is_perfect(tmp_path, make_checkpoint, s
     assert [row["precision"] for row in rows] == ["fp32", "int8"]
 
 
+@pytest.mark.slow
 def test_agreement_scores_are_the_datasets_protocol(tmp_path, make_checkpoint, scene_frames, folder_writer) -> None:
     """The scores are the dataset's own protocol on the tracked boxes, in percent."""
     dataset = _dataset(tmp_path, scene_frames, folder_writer)

@@ -290,6 +290,7 @@ def test_without_the_hann_window_the_raw_peak_is_read(make_checkpoint, registry,
 BF16_TOLERANCE_PX = 1.0
 
 
+@pytest.mark.slow
 def test_bf16_precision_runs_the_model_in_bfloat16_and_decodes_in_float32(trained_checkpoint, registry,
                                                                             scene_frames) -> None:
     """On a trained tiny model that follows the target, bf16 runs the matrix products in
@@ -321,7 +322,8 @@ def test_bf16_precision_runs_the_model_in_bfloat16_and_decodes_in_float32(traine
 
 
 @pytest.mark.parametrize(("kind", "backend"), [
-    ("student", "eager"), ("teacher", "eager"), pytest.param("student", "inductor", marks=pytest.mark.slow)])
+    ("student", "eager"), pytest.param("teacher", "eager", marks=pytest.mark.slow),
+    pytest.param("student", "inductor", marks=pytest.mark.slow)])
 def test_compiled_tracker_follows_the_eager_one_across_sequences(make_checkpoint, registry, scene_frames,
                                                                  kind: str, backend: str) -> None:
     """``compile=...`` tracks the boxes the eager tracker does, and a second sequence's template

@@ -8,13 +8,13 @@ rows.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
-
 import copy
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
+from torch.ao.quantization import quantize_dynamic
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -36,8 +36,6 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     embedding and the head stay float32. CPU only (fbgemm / x86 kernels). ``model`` is left as
     it is.
     """
-    from torch.ao.quantization import quantize_dynamic
-
     with warnings.catch_warnings():
         # torch.ao.quantization announces its move to torchao; the API still works as documented
         warnings.simplefilter("ignore", DeprecationWarning)

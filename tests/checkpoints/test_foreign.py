@@ -1,19 +1,24 @@
-"""Checkpoint converters and loaders: OSTrack, MAE, timm, MPLT and our own format."""
+"""Foreign checkpoints (OSTrack, MAE, timm, MPLT) converted and loaded into our models."""
 
 from __future__ import annotations
+
+import collections
+import sys
+import types
 
 import pytest
 import torch
 
+from mmtrack_kd.checkpoints import (
+    ForeignObject,
+    check_declared,
+    load_pretrained,
+    read_file,
+    resize_pos_embed,
+    save_model,
+)
 from mmtrack_kd.errors import CheckpointError
 from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher
-from mmtrack_kd.models.checkpoints import (
-    check_declared,
-    load_model_from_checkpoint,
-    load_pretrained,
-    resize_pos_embed,
-    save_model_checkpoint,
-)
 
 
 def _vit_state(tiny: dict, grid: int = 8, extra: dict | None = None) -> dict:
@@ -152,7 +157,7 @@ def test_partial_loads_beyond_the_declared_parts_are_refused_with_every_key(tmp_
     assert str(path) in text and "fusion.reduce.weight" in text and "fusion.reduce.bias" in text
     assert "rgb_prompters" not in text.split("parts declared")[0] and "declared fresh: prompters" in text
     # a teacher's file into a student: the prompters are left over, the modality embedding fresh
-    teacher_path = save_model_checkpoint(random_weights(TwoStreamTeacher(**tiny, aux_in_chans=1)),
+    teacher_path = save_model(random_weights(TwoStreamTeacher(**tiny, aux_in_chans=1)),
                                          tmp_path / "teacher.pt")
     report = load_pretrained(OneStreamStudent(**tiny, modality_embedding=True, aux_in_chans=1), teacher_path)
     check_declared(report, fresh=["modality_embed"], unused=["prompters"])
@@ -199,48 +204,12 @@ def test_files_that_are_not_checkpoints(tmp_path, tiny):
         load_pretrained(model, listed)
 
 
-def test_own_format_rebuilds_the_model(tmp_path, tiny, inputs, random_weights):
-    teacher = random_weights(TwoStreamTeacher(**tiny, history=False, layer_type="linear")).eval()
-    path = save_model_checkpoint(teacher, tmp_path / "teacher" / "best.pt", epoch=3, recipe={"name": "demo"})
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert raw["format"] == "mmtrack-kd" and raw["kind"] == "teacher" and raw["model_config"] == teacher.config
-    model, info = load_model_from_checkpoint(path)
-    assert isinstance(model, TwoStreamTeacher) and not model.training
-    assert info["epoch"] == 3 and info["recipe"] == {"name": "demo"} and info["report"].complete
-    templates, searches = inputs()
-    with torch.no_grad():
-        assert torch.equal(model(templates, searches).boxes, teacher(templates, searches).boxes)
-    # a teacher's checkpoint starts a student: backbone, fusion and head by name
-    student = OneStreamStudent(**tiny)
-    report = load_pretrained(student, path)
-    assert not report.missing
-    assert {k.split(".")[0] for k in report.unexpected} == {"rgb_prompters", "aux_prompters"}
-    assert torch.equal(student.fusion.reduce.weight, teacher.fusion.reduce.weight)
-
-
-def test_load_model_from_foreign_checkpoint_is_refused(tmp_path, tiny, random_weights):
-    _, path = _ostrack_file(tmp_path, tiny, random_weights)
-    with pytest.raises(CheckpointError, match="ostrack checkpoint without a model description"):
-        load_model_from_checkpoint(path)
-    bad = tmp_path / "bad.pt"
-    torch.save({"format": "mmtrack-kd", "kind": "student", "model_config": {"depth": 2, "colour": 1},
-                "model": {"x": torch.zeros(1)}}, bad)
-    with pytest.raises(CheckpointError, match="colour"):
-        load_model_from_checkpoint(bad)
-
-
 def test_ostrack_training_checkpoint_with_pickled_settings_loads_without_running_them(
         tmp_path, tiny, inputs, random_weights, monkeypatch):
     """OSTrack's released files are its trainer's checkpoints: beside ``net`` they pickle the
     training ``settings`` and ``stats`` objects of its own code base. They load with
     ``weights_only=True``: those objects become inert placeholders; their code is neither
     imported nor run (a ``__reduce__`` that would call a function is not executed)."""
-    import collections
-    import sys
-    import types
-
-    from mmtrack_kd.models.checkpoints import ForeignObject, read_checkpoint
-
     ran = []
     module = types.ModuleType("lib.train.admin.settings")
 
@@ -271,7 +240,7 @@ def test_ostrack_training_checkpoint_with_pickled_settings_loads_without_running
     path = tmp_path / "OSTrack_ep0300_full.pth.tar"
     torch.save(state, path)
     # OSTrack's code stays importable here: an unsafe load would run `record`
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_file(path)
     assert ran == []
     assert isinstance(checkpoint["settings"], ForeignObject)
     assert isinstance(checkpoint["stats"]["train"]["Loss"], ForeignObject)

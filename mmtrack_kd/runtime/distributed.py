@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from mmtrack_kd.runtime.device import choose_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -28,27 +30,6 @@ class DistributedContext:
     def enabled(self) -> bool:
         """True when running under a process group of more than one process."""
         return self.world_size > 1
-
-
-def choose_device(requested: str | torch.device, setting: str = "train.device") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; any other name as torch spells it (``cpu``,
-    ``cuda``, ``cuda:1``). A CUDA device on a machine without one, or a name torch does not
-    know, is an error that names ``setting`` (the recipe key or command-line option)."""
-    from mmtrack_kd.errors import MmtrackError
-
-    if isinstance(requested, str) and requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except (RuntimeError, TypeError) as error:
-        raise MmtrackError(f"{setting}: {requested!r} is not a device ({error})") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise MmtrackError(f"{setting} is {requested} but no CUDA device is available")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise MmtrackError(f"{setting} is {requested} but only {torch.cuda.device_count()} "
-                               "CUDA devices are visible")
-    return device
 
 
 def init_distributed(requested_device: str = "auto", timeout_s: float = 1800) -> DistributedContext:
