@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from mmtrack_kd import __version__
 from mmtrack_kd.console import console, error_console, setup_logging
 from mmtrack_kd.errors import MmtrackError, NotAvailableError, PluginError
 from mmtrack_kd.plugins import PLUGINS_VARIABLE, Command, Registry, default_registry
+from mmtrack_kd.recipe import dump_recipe, load_recipe, parse_override
 
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -74,7 +76,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_recipe_check(args: argparse.Namespace) -> int:
     """Validate a recipe and run every check ``train`` runs before it starts, and say so."""
     from mmtrack_kd.engine.build import check_recipe
-    from mmtrack_kd.recipe import load_recipe
 
     recipe = load_recipe(args.file, args.overrides)
     check_recipe(recipe)
@@ -87,7 +88,6 @@ def cmd_recipe_check(args: argparse.Namespace) -> int:
 
 def cmd_recipe_show(args: argparse.Namespace) -> int:
     """Print the resolved recipe (defaults filled in, overrides applied)."""
-    from mmtrack_kd.recipe import dump_recipe, load_recipe
 
     recipe = load_recipe(args.file, args.overrides)
     # Plain print: the YAML must stay copy-pasteable, without rich markup or wrapping.
@@ -101,7 +101,6 @@ def cmd_recipe_show(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the recipe's stages."""
     from mmtrack_kd.engine.run import train
-    from mmtrack_kd.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     folder = train(recipe, stage=args.stage, teacher=args.teacher, resume=args.resume,
@@ -153,7 +152,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _dataset_options(items: Sequence[str]) -> dict[str, object]:
     """``--dataset-option n_test=5 --dataset-option sequences=[a,b]``: values parsed as YAML."""
-    from mmtrack_kd.recipe import parse_override
 
     options: dict[str, object] = {}
     for item in items:
@@ -201,9 +199,6 @@ def _format(value: object) -> str:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Print benchmark figures as a rich table and, with --json, write them."""
-    import json
-
-    from mmtrack_kd.recipe import load_recipe
 
     figures: dict[str, object] = {"what": args.what}
     if args.what == "scoring":
