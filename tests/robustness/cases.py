@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from world import World, write_checkpoint
+from tests.robustness.world import World, write_checkpoint
 
 Argv = Callable[[World, Path], list[str]]
 Check = Callable[[World, Path, str], None]

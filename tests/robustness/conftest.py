@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from world import World, make_world
+from tests.robustness.world import World, make_world
 
 
 @pytest.fixture(scope="session")

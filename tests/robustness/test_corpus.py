@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cases import CASES, Case
-from world import World
+from tests.robustness.cases import CASES, Case
+from tests.robustness.world import World
 from mmtrack_kd.cli import main
 from mmtrack_kd.console import console, error_console
 
