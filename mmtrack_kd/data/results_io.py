@@ -134,16 +134,6 @@ def write_otb_result(path: str | os.PathLike[str], boxes: np.ndarray) -> Path:
     return atomic_write_text(path, format_boxes(boxes))
 
 
-def write_otb_results(
-    tracker_dir: str | os.PathLike[str], results: Mapping[str, np.ndarray]
-) -> dict[str, Path]:
-    """Write ``<tracker_dir>/<sequence>.txt`` for each sequence; returns name -> path."""
-    return {
-        name: write_otb_result(otb_result_path(tracker_dir, name), boxes)
-        for name, boxes in results.items()
-    }
-
-
 @dataclass(frozen=True)
 class VotLongTermFiles:
     """Paths of one sequence's VOT long-term result files."""

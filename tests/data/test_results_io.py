@@ -20,7 +20,6 @@ from mmtrack_kd.data.results_io import (
     read_vot_longterm_result,
     vot_longterm_files,
     write_otb_result,
-    write_otb_results,
     write_vot_longterm_result,
 )
 from mmtrack_kd.errors import DataError, MmtrackError
@@ -30,8 +29,7 @@ def test_otb_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     boxes = noisy_predictions(rng, random_walk_boxes(rng, 30))
     boxes[4] = np.nan
-    paths = write_otb_results(tmp_path / "tracker", {"seq`a'": boxes})
-    path = paths["seq`a'"]
+    path = write_otb_result(otb_result_path(tmp_path / "tracker", "seq`a'"), boxes)
     assert path == tmp_path / "tracker" / "seq`a'.txt"
     first = path.read_text().splitlines()[0].split(",")
     assert len(first) == 4 and all(len(v.split(".")[1]) == 4 for v in first)
