@@ -295,15 +295,3 @@ def clip_box(box: np.ndarray, height: int, width: int, margin: float = 0.0) -> n
     y1 = min(max(0.0, y), height - margin)
     y2 = min(max(margin, y + h), float(height))
     return np.array([x1, y1, max(margin, x2 - x1), max(margin, y2 - y1)], dtype=np.float64)
-
-
-def xywh_to_cxcywh(boxes: np.ndarray) -> np.ndarray:
-    """``(..., 4)`` ``x, y, w, h`` -> centre ``cx, cy, w, h`` (any units)."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    return np.concatenate([boxes[..., :2] + boxes[..., 2:4] / 2, boxes[..., 2:4]], axis=-1)
-
-
-def cxcywh_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    """``(..., 4)`` centre ``cx, cy, w, h`` -> ``x, y, w, h`` (the head's output to a box)."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    return np.concatenate([boxes[..., :2] - boxes[..., 2:4] / 2, boxes[..., 2:4]], axis=-1)

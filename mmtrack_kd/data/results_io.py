@@ -22,9 +22,10 @@ initialisation frame) and frame 1 has no confidence (an empty line, which the to
 region). Reading also accepts the binary ``<sequence>_001.bin`` that vot-toolkit 0.6 and later
 write by default (``results_binary``), for rectangles and special codes.
 
-Every file is written atomically (a temporary file in the same folder, then a rename), and the
-box file of a sequence is written last, so a sequence whose box file exists is finished: see
-:func:`finished_sequences`.
+Every file is written atomically (a temporary file in the same folder, flushed to disk, then a
+rename: :func:`atomic_file`, which the rest of the project writes its text and copied files
+with), and the box file of a sequence is written last, so a sequence whose box file exists is
+finished: see :func:`finished_sequences`.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ import abc
 import io
 import os
 import re
+import secrets
 import struct
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import IO, Any, Literal, get_args
 
 import numpy as np
 
@@ -55,19 +57,37 @@ MAX_PROBLEMS = 20
 # --------------------------------------------------------------------------- writing
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename; create folders."""
+@contextmanager
+def atomic_file(path: str | os.PathLike[str], mode: Literal["w", "wb"] = "w") -> Iterator[IO[Any]]:
+    """A file to write that replaces ``path`` only when the ``with`` block ends without an error.
+
+    The project's one atomic writer for text and copied files (checkpoints keep their own
+    ``torch.save`` writer). It writes a temporary file in the same folder (``mode`` ``"w"``:
+    UTF-8 text with ``\\n`` line ends; ``"wb"``: bytes), flushes it to disk and renames it over
+    ``path``, so a reader sees the old file or the whole new one, also after a crash; an error
+    removes the temporary file. Folders are created; the file gets the usual permissions.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        text = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+        with os.fdopen(fd, mode, **text) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_file`); returns the path."""
+    with atomic_file(path) as handle:
+        handle.write(text)
+    return Path(path)
 
 
 def format_boxes(boxes: np.ndarray) -> str:
@@ -112,16 +132,6 @@ def boxes_to_xywh(boxes: np.ndarray, box_format: BoxFormat) -> np.ndarray:
 def write_otb_result(path: str | os.PathLike[str], boxes: np.ndarray) -> Path:
     """Write one sequence's ``(N, 4)`` boxes (pixels) as an OTB-style text file, atomically."""
     return atomic_write_text(path, format_boxes(boxes))
-
-
-def write_otb_results(
-    tracker_dir: str | os.PathLike[str], results: Mapping[str, np.ndarray]
-) -> dict[str, Path]:
-    """Write ``<tracker_dir>/<sequence>.txt`` for each sequence; returns name -> path."""
-    return {
-        name: write_otb_result(otb_result_path(tracker_dir, name), boxes)
-        for name, boxes in results.items()
-    }
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmtrack_kd.evaluation.protocols import get_protocol
+from mmtrack_kd.errors import PluginError
+from mmtrack_kd.evaluation.protocols import Protocol, get_protocol
 from mmtrack_kd.evaluation.runner import load_ground_truths
 
 #: Margin (points of per-frame precision) of the stream-reliance flags: a description of where a
@@ -38,22 +40,76 @@ def finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+#: ``(score key, the name the report prints it under)``, in the order :func:`headline` lists
+#: them: the report prints precision and success as PR / SR whatever a protocol calls them, as
+#: the paper prints RGBT234's MPR / MSR.
+SHOWN_AS: tuple[tuple[str, str], ...] = (("PR", "PR"), ("MPR", "PR"), ("SR", "SR"), ("MSR", "SR"),
+                                         ("NPR", "NPR"), ("Pr", "Pr"), ("Re", "Re"), ("F", "F"))
+
+
 def headline(record: dict[str, Any]) -> dict[str, float]:
-    """The record's scores in percent, keyed PR / SR (or Pr / Re / F for DepthTrack's protocol)."""
-    evaluation = next(iter(record["evaluation"].values()))
-    scores = evaluation["scores"]
+    """The record's scores in percent, under the names of :data:`SHOWN_AS` (PR / SR, or
+    Pr / Re / F for DepthTrack's protocol); missing and non-finite scores are left out."""
+    scores = next(iter(record["evaluation"].values()))["scores"]
     out = {}
-    for ours, key in (("PR", "PR"), ("PR", "MPR"), ("SR", "SR"), ("SR", "MSR"), ("NPR", "NPR"),
-                      ("Pr", "Pr"), ("Re", "Re"), ("F", "F")):
-        if key in scores and finite(scores[key]) is not None and ours not in out:
-            out[ours] = 100.0 * float(scores[key])
+    for key, shown in SHOWN_AS:
+        if key in scores and finite(scores[key]) is not None and shown not in out:
+            out[shown] = 100.0 * float(scores[key])
     return out
 
 
+def score_key(scores: Mapping[str, Any], shown: str) -> str:
+    """The key of ``scores`` that :func:`headline` prints as ``shown`` (``PR`` may be ``MPR``);
+    ``shown`` itself when none is there."""
+    return next((key for key, name in SHOWN_AS if name == shown and key in scores), shown)
+
+
+def _protocol(name: str | None) -> Protocol | None:
+    """The registered protocol called ``name``; None for no name, or one no loaded plugin
+    registers (a record written with a plugin that is not installed here)."""
+    if not name:
+        return None
+    try:
+        return get_protocol(name)
+    except PluginError:
+        return None
+
+
+def reading_key(scores: Mapping[str, Any], protocol: str | None = None) -> str:
+    """The key of ``scores`` (one evaluation's) that the experiments read an arm on.
+
+    It is a fact of the evaluation's ``protocol``: a short-term protocol (one with a success
+    curve) is read on its precision curve's score (``PR``; GTOT's ``MPR``), any other on the
+    protocol's own headline score (DepthTrack's ``F``). Scores stored without their protocol, or
+    with one no loaded plugin registers, are read on ``F`` when they have it and on what
+    :func:`headline` prints as ``PR`` otherwise.
+    """
+    found = _protocol(protocol)
+    if found is None:
+        return "F" if "F" in scores else score_key(scores, "PR")
+    if "success" in found.curve_scores:
+        return found.curve_scores.get("precision", found.headline_score)
+    return found.headline_score
+
+
+def summary_keys(scores: Mapping[str, Any], protocol: str | None = None) -> tuple[str, ...]:
+    """The keys of ``scores`` a table cell shows for one evaluation: a short-term protocol's
+    precision and success scores (``PR`` / ``SR``; GTOT's ``MPR`` / ``MSR``), any other
+    protocol's headline score (``F``). Without a known protocol, those of PR / SR / F (as
+    :func:`headline` names them) that ``scores`` has."""
+    found = _protocol(protocol)
+    if found is None:
+        return tuple(k for k in (score_key(scores, shown) for shown in ("PR", "SR", "F")) if k in scores)
+    if "success" in found.curve_scores:
+        return tuple(found.curve_scores[c] for c in ("precision", "success") if c in found.curve_scores)
+    return (found.headline_score,)
+
+
 def headline_score(record: dict[str, Any]) -> float | None:
-    """The headline figure of a record: F for DepthTrack's protocol, PR otherwise."""
-    head = headline(record)
-    return head.get("F", head.get("PR"))
+    """The figure a record is read on (:func:`reading_key`), in percent; None when missing."""
+    evaluation = next(iter(record["evaluation"].values()))
+    value = finite(evaluation["scores"].get(reading_key(evaluation["scores"], evaluation.get("protocol"))))
+    return 100.0 * value if value is not None else None
 
 
 def format_stats(values: list[float | None]) -> str:
@@ -115,15 +171,23 @@ def teacher_file(record: dict[str, Any]) -> str | None:
     return record.get("teacher_sha256") or "unrecorded"
 
 
-def retrained_teacher_score(record: dict[str, Any]) -> float | None:
-    """The score of the retrained teacher file a student distilled from (F for DepthTrack's
-    protocol, PR otherwise), from the record's ``teacher_scores``; None when its teacher is the
-    one whose own record the report shows."""
+def retrained_teacher_reading(record: dict[str, Any]) -> tuple[str, float] | None:
+    """The score of the retrained teacher file a student distilled from, as ``(key, percent)``,
+    from the record's ``teacher_scores`` (read on :func:`reading_key` of the protocol the record
+    scored that test set with); None when its teacher is the one whose own record the report
+    shows, or the score is missing."""
     if not record.get("teacher_retrained"):
         return None
-    scores = next(iter((record.get("teacher_scores") or {}).values()), {})
-    value = finite(scores.get("F", scores.get("PR")))
-    return 100.0 * value if value is not None else None
+    dataset, scores = next(iter((record.get("teacher_scores") or {}).items()), ("", {}))
+    key = reading_key(scores, record["evaluation"].get(dataset, {}).get("protocol"))
+    value = finite(scores.get(key))
+    return (key, 100.0 * value) if value is not None else None
+
+
+def retrained_teacher_score(record: dict[str, Any]) -> float | None:
+    """The percent of :func:`retrained_teacher_reading`, or None."""
+    reading = retrained_teacher_reading(record)
+    return reading[1] if reading is not None else None
 
 
 # --------------------------------------------------------------------------- stream reliance

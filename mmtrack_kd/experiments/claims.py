@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mmtrack_kd.experiments.analysis import (fast_evaluations, finite, headline, headline_score, records_of,
-                                             retrained_teacher_score, teacher_file, teacher_job_of)
+from mmtrack_kd.experiments.analysis import (fast_evaluations, finite, headline, headline_score, reading_key,
+                                             records_of, retrained_teacher_score, score_key, teacher_file,
+                                             teacher_job_of)
 from mmtrack_kd.experiments.planning import job_id
 
 #: What a paper's claim says of arm A against arm B: "beats" (A > B) or "matches" (A is about B).
@@ -36,8 +37,9 @@ BOOTSTRAP_SEED = 0
 class Claim:
     """One claim read from the records: ``arm`` against ``other`` on ``modality``.
 
-    ``metric``: a headline key (``PR``, ``SR``, ``F``...); None reads F for DepthTrack's
-    protocol and PR otherwise. ``kind``: see :data:`VerdictKind`."""
+    ``metric``: a headline key (``PR``, ``SR``, ``F``...); None reads each record on the score
+    its protocol is read on (:func:`~mmtrack_kd.experiments.analysis.reading_key`). ``kind``: see
+    :data:`VerdictKind`."""
 
     text: str
     arm: str
@@ -157,16 +159,18 @@ def verdict_of(kind: VerdictKind, low: float | None, high: float | None, seeds: 
 
 
 def metric_score(record: dict[str, Any], metric: str | None) -> float | None:
-    """The record's ``metric`` in percent; ``None`` reads its headline score (F or PR)."""
+    """The record's ``metric`` in percent; ``None`` reads its headline score (:func:`headline_score`)."""
     return headline_score(record) if metric is None else headline(record).get(metric)
 
 
 def _metric_key(record: dict[str, Any], metric: str | None) -> str:
-    """The protocol key behind ``metric`` in the record's scores (``PR`` may be ``MPR``)."""
-    scores = next(iter(record["evaluation"].values()))["scores"]
-    wanted = metric or ("F" if "F" in scores else "PR")
-    aliases = {"PR": ("PR", "MPR"), "SR": ("SR", "MSR")}.get(wanted, (wanted,))
-    return next((k for k in aliases if k in scores), wanted)
+    """The protocol key behind ``metric`` in the record's scores (``PR`` may be ``MPR``, as in
+    :func:`headline`); ``None``: the key the record is read on."""
+    evaluation = next(iter(record["evaluation"].values()))
+    scores = evaluation["scores"]
+    if metric is None:
+        return reading_key(scores, evaluation.get("protocol"))
+    return score_key(scores, metric)
 
 
 def _sequence_scores(record: dict[str, Any], metric: str | None) -> dict[str, float]:

@@ -17,7 +17,7 @@ from typing import Any
 from mmtrack_kd.evaluation.published import published_scores
 from mmtrack_kd.experiments.analysis import (PR_PIXELS, RELIANCE_MARGIN, fast_evaluations, finite, finite_mean,
                                              format_stats, headline, records_of, reliance_flag,
-                                             retrained_teacher_score, teacher_file)
+                                             retrained_teacher_reading, summary_keys, teacher_file)
 from mmtrack_kd.experiments.arms import ArmsTable
 from mmtrack_kd.experiments.claims import CLAIMS, Z_95, read_claim, training_runs
 
@@ -221,6 +221,7 @@ def _switch_attributes_section(table: ArmsTable, records: list[dict[str, Any]]) 
         lines += [f"### {key}", "", "| arm | " + " | ".join(attrs) + " |", "|---|" + "---:|" * len(attrs)]
         for arm in dict.fromkeys(r["arm"] for r in rs_mod):
             rs = records_of(records, key, arm)
+            protocol = next(iter(rs[0]["evaluation"].values())).get("protocol")
             cells = []
             for attr in attrs:
                 vals: dict[str, list[float]] = {}
@@ -230,7 +231,7 @@ def _switch_attributes_section(table: ArmsTable, records: list[dict[str, Any]]) 
                         for k, v in per["scores"].items():
                             if finite(v) is not None:
                                 vals.setdefault(k, []).append(100 * float(v))
-                main = [k for k in ("PR", "SR", "F") if k in vals] or [k for k in ("MPR", "MSR") if k in vals]
+                main = [k for k in summary_keys(vals, protocol) if k in vals]
                 cells.append(" / ".join(f"{statistics.fmean(vals[k]):.1f}" for k in main) if main else "-")
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -285,9 +286,8 @@ def _teacher_cell(record: dict[str, Any]) -> str:
         return "first teacher run (file not hashed)"
     cell = f"`{file[:8]}`"
     if record.get("teacher_retrained"):
-        scores = next(iter((record.get("teacher_scores") or {}).values()), {})
-        score = retrained_teacher_score(record)
-        cell += " retrained" + (f" (its {'F' if 'F' in scores else 'PR'} {score:.1f})" if score is not None else "")
+        reading = retrained_teacher_reading(record)
+        cell += " retrained" + (f" (its {reading[0]} {reading[1]:.1f})" if reading is not None else "")
     return cell
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from mmtrack_kd.checkpoints import RunCheckpoint, load_model
+from mmtrack_kd.data.results_io import atomic_file, atomic_write_text
 from mmtrack_kd.engine.metrics_log import read_metrics
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.errors import MmtrackError
@@ -355,15 +356,19 @@ def epoch_losses(metrics: Path) -> list[dict[str, Any]]:
 
 
 def keep_teacher(teacher: Path, kept: Path) -> None:
-    """Copy a retrained teacher file and its mark (scores, hash) to ``kept`` (atomically)."""
-    kept.parent.mkdir(parents=True, exist_ok=True)
+    """Copy a retrained teacher file and its mark (scores, hash) to ``kept``, each atomically,
+    the mark first (a kept file is never without its mark)."""
     mark = teacher.parent / RETRAINED_MARK
     if mark.is_file():
-        shutil.copyfile(mark, kept.parent / RETRAINED_MARK)
-    temporary = kept.with_suffix(".tmp")
-    shutil.copyfile(teacher, temporary)
-    os.replace(temporary, kept)
+        _copy_atomic(mark, kept.parent / RETRAINED_MARK)
+    _copy_atomic(teacher, kept)
     log.info("kept the retrained teacher file %s as %s", teacher, kept)
+
+
+def _copy_atomic(source: Path, dest: Path) -> None:
+    """Copy ``source`` to ``dest`` through :func:`~mmtrack_kd.data.results_io.atomic_file`."""
+    with source.open("rb") as reader, atomic_file(dest, "wb") as writer:
+        shutil.copyfileobj(reader, writer)
 
 
 def teacher_provenance(teacher: Path, retrained: bool, recipe: Recipe, out_dir: Path, workers: int = 1,
@@ -455,12 +460,9 @@ def restore_records(results_json: Path, out_dir: Path, reduced: bool = False) ->
 
 
 def _atomic_json(path: Path, payload: Any) -> None:
-    """Write ``payload`` as JSON (indent 1, numpy values and paths as plain values) through a
-    temporary file, so a reader never sees half a record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=False, default=_plain) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``payload`` as JSON (indent 1, numpy values and paths as plain values) atomically
+    (:func:`~mmtrack_kd.data.results_io.atomic_write_text`), so a reader never sees half a record."""
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=False, default=_plain) + "\n")
 
 
 def _plain(value: Any) -> Any:

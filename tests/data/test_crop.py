@@ -15,11 +15,9 @@ from mmtrack_kd.data.crop import (
     crop,
     crop_frames,
     crop_window,
-    cxcywh_to_xywh,
     map_box_back,
     padding_mask,
     sample_target,
-    xywh_to_cxcywh,
 )
 from mmtrack_kd.recipe import BackboneConfig, ModelConfig
 
@@ -157,12 +155,6 @@ def test_dtypes():
 def test_clip_box_keeps_box_inside():
     np.testing.assert_allclose(clip_box([-5, -5, 30, 30], 100, 100), [0, 0, 25, 25])
     np.testing.assert_allclose(clip_box([95, 95, 30, 30], 100, 100, margin=10), [90, 90, 10, 10])
-
-
-def test_box_format_helpers_round_trip():
-    boxes = np.array([[10.0, 20.0, 30.0, 40.0], [0.1, 0.2, 0.3, 0.4]])
-    np.testing.assert_allclose(xywh_to_cxcywh(boxes)[0], [25, 40, 30, 40])
-    np.testing.assert_allclose(cxcywh_to_xywh(xywh_to_cxcywh(boxes)), boxes)
 
 
 def test_one_crop_geometry_from_a_recipe_or_a_model_and_checkpoint():

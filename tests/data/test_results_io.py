@@ -11,6 +11,8 @@ from tests.evaluation.eval_helpers import noisy_predictions, random_walk_boxes
 
 from mmtrack_kd.data.results_io import (
     OTB_RESULTS,
+    atomic_file,
+    atomic_write_text,
     VOT_LONGTERM_RESULTS,
     otb_result_path,
     read_otb_result,
@@ -18,7 +20,6 @@ from mmtrack_kd.data.results_io import (
     read_vot_longterm_result,
     vot_longterm_files,
     write_otb_result,
-    write_otb_results,
     write_vot_longterm_result,
 )
 from mmtrack_kd.errors import DataError, MmtrackError
@@ -28,8 +29,7 @@ def test_otb_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     boxes = noisy_predictions(rng, random_walk_boxes(rng, 30))
     boxes[4] = np.nan
-    paths = write_otb_results(tmp_path / "tracker", {"seq`a'": boxes})
-    path = paths["seq`a'"]
+    path = write_otb_result(otb_result_path(tmp_path / "tracker", "seq`a'"), boxes)
     assert path == tmp_path / "tracker" / "seq`a'.txt"
     first = path.read_text().splitlines()[0].split(",")
     assert len(first) == 4 and all(len(v.split(".")[1]) == 4 for v in first)
@@ -38,6 +38,19 @@ def test_otb_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(back, boxes, atol=5e-5)
     assert np.isnan(back[4]).all()
     assert [p.name for p in (tmp_path / "tracker").iterdir()] == ["seq`a'.txt"]  # no temp files
+
+
+def test_an_atomic_file_replaces_the_old_one_only_when_whole(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "record.json"
+    assert atomic_write_text(path, "first\n") == path and path.read_bytes() == b"first\n"
+    with pytest.raises(RuntimeError):
+        with atomic_file(path) as handle:
+            handle.write("half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "first\n"  # the old file stays, the temporary one is gone
+    with atomic_file(path, "wb") as handle:
+        handle.write(b"\x00bytes")
+    assert path.read_bytes() == b"\x00bytes" and [p.name for p in path.parent.iterdir()] == ["record.json"]
 
 
 @pytest.mark.parametrize(

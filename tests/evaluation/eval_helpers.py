@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from mmtrack_kd.data.results_io import otb_result_path, write_otb_result
 
 
 def random_walk_boxes(
@@ -25,6 +30,12 @@ def noisy_predictions(
     far = rng.random(len(gt)) < lost
     pred[far, :2] += rng.uniform(40, 120, (int(far.sum()), 2))
     return np.round(pred) if integer else pred
+
+
+def write_otb_folder(tracker_dir: Path, results: Mapping[str, np.ndarray]) -> None:
+    """Write each sequence's ``(N, 4)`` boxes as ``<tracker_dir>/<sequence>.txt`` (OTB layout)."""
+    for name, boxes in results.items():
+        write_otb_result(otb_result_path(tracker_dir, name), boxes)
 
 
 def scored_pair(protocol: str, seed: int = 0) -> dict:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.evaluation.eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes
+from tests.evaluation.eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes, write_otb_folder
 
 from mmtrack_kd.evaluation import GroundTruth, score_results_folder
-from mmtrack_kd.data.results_io import write_otb_results
 
 
 class _Dataset:
@@ -46,7 +45,7 @@ def test_otb_curves_equal_got10k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         gts.append(GroundTruth(name, gt))
         preds[name] = pred
     result_dir = tmp_path / "results"
-    write_otb_results(result_dir / "ours", preds)
+    write_otb_folder(result_dir / "ours", preds)
 
     experiment = otb.ExperimentOTB.__new__(otb.ExperimentOTB)  # no dataset download
     experiment.dataset = _Dataset(names, [g.boxes for g in gts])

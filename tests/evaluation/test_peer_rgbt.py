@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.evaluation.eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes
+from tests.evaluation.eval_helpers import import_or_skip, noisy_predictions, random_walk_boxes, write_otb_folder
 
 from mmtrack_kd.evaluation import GroundTruth, score_results_folder
 from mmtrack_kd.evaluation.metrics import iou, normalised_centre_error
 from mmtrack_kd.evaluation.protocols.lasher import fill_bad_predictions
-from mmtrack_kd.data.results_io import write_otb_results
 
 rgbt = import_or_skip("rgbt")
 
@@ -110,7 +109,7 @@ def test_lasher_pr_npr_sr_equal_rgbt(tmp_path: Path) -> None:
         preds[name] = pred
     (root / "lashertest.txt").write_text("\n".join(names) + "\n")
     tracker_dir = tmp_path / "results" / "ours"
-    write_otb_results(tracker_dir, preds)
+    write_otb_folder(tracker_dir, preds)
 
     ours = score_results_folder("lasher", tracker_dir, gts)
     dataset = rgbt.LasHeR(
@@ -166,7 +165,7 @@ def test_rgbt234_mpr_msr_equal_rgbt(tmp_path: Path) -> None:
         preds[name] = pred
     _write_attribute_table(root / "attr_txt", names, flags)
     tracker_dir = tmp_path / "results" / "ours"
-    write_otb_results(tracker_dir, preds)
+    write_otb_folder(tracker_dir, preds)
 
     ours = score_results_folder("rgbt234", tracker_dir, gts)
     dataset = rgbt.RGBT234(
@@ -207,7 +206,7 @@ def test_rgbt210_pr_sr_equal_rgbt(tmp_path: Path) -> None:
         preds[name] = pred
     _write_attribute_table(root / "attr_txt", names, flags)
     tracker_dir = tmp_path / "results" / "ours"
-    write_otb_results(tracker_dir, preds)
+    write_otb_folder(tracker_dir, preds)
 
     ours = score_results_folder("rgbt210", tracker_dir, gts)
     dataset = rgbt.RGBT210(
@@ -245,7 +244,7 @@ def test_gtot_pooled_mpr_msr_equal_rgbt(tmp_path: Path) -> None:
         preds[name] = pred
     (root / "SequencesName.txt").write_text("\n".join(names) + "\n")
     tracker_dir = tmp_path / "results" / "ours"
-    write_otb_results(tracker_dir, preds)
+    write_otb_folder(tracker_dir, preds)
 
     ours = score_results_folder("gtot", tracker_dir, gts)
     RGBT_start()  # GTOT corners: width = x2 - x1, as the protocol defines

@@ -11,8 +11,9 @@ import pytest
 
 import mmtrack_kd.experiments.analysis as analysis
 from mmtrack_kd.experiments.analysis import (fast_evaluations, finite, finite_mean, format_stats, headline,
-                                             headline_score, records_of, reliance_flag, retrained_teacher_score,
-                                             stream_reliance, teacher_file, teacher_job_of)
+                                             headline_score, reading_key, records_of, reliance_flag,
+                                             retrained_teacher_reading, retrained_teacher_score, stream_reliance,
+                                             summary_keys, teacher_file, teacher_job_of)
 from tests.experiments.helpers import make_record
 
 
@@ -38,6 +39,20 @@ def test_headline_reads_each_protocols_keys_in_percent() -> None:
     depthtrack = {"evaluation": {"x": {"scores": {"Pr": 0.5, "Re": 0.4, "F": 0.45}}}}
     assert headline_score(depthtrack) == pytest.approx(45.0)  # F, not precision
     assert headline_score({"evaluation": {"x": {"scores": {}}}}) is None
+
+
+@pytest.mark.parametrize(("protocol", "scores", "read_on", "shown"), [
+    ("lasher", {"PR": 0.7, "NPR": 0.6, "SR": 0.5}, "PR", ("PR", "SR")),
+    ("gtot", {"MPR": 0.7, "MSR": 0.5}, "MPR", ("MPR", "MSR")),
+    ("depthtrack", {"Pr": 0.5, "Re": 0.4, "F": 0.45}, "F", ("F",)),
+    # no protocol stored, or one no loaded plugin registers: read from the keys the scores have
+    (None, {"MPR": 0.7, "MSR": 0.5}, "MPR", ("MPR", "MSR")),
+    ("not-installed", {"Pr": 0.5, "Re": 0.4, "F": 0.45}, "F", ("F",)),
+])
+def test_the_protocol_says_which_score_a_record_is_read_on(protocol, scores, read_on, shown) -> None:
+    assert reading_key(scores, protocol) == read_on and summary_keys(scores, protocol) == shown
+    evaluation = {"scores": scores} if protocol is None else {"scores": scores, "protocol": protocol}
+    assert headline_score({"evaluation": {"x": evaluation}}) == pytest.approx(100 * scores[read_on])
 
 
 def test_records_of_picks_one_arm_on_one_modality() -> None:
@@ -71,6 +86,11 @@ def test_teacher_file_helpers_read_which_file_a_student_distilled_from() -> None
     depth = dict(kept, teacher_scores={"synthetic": {"Pr": 0.5, "F": 0.4}})
     assert retrained_teacher_score(depth) == pytest.approx(40.0)  # F on DepthTrack's protocol
     assert retrained_teacher_score(dict(kept, teacher_scores=None)) is None
+    # the teacher's scores are read on the protocol the record scored that test set with
+    gtot = dict(kept, evaluation={"synthetic": {"protocol": "gtot", "scores": {"MPR": 0.7, "MSR": 0.5}}},
+                teacher_scores={"synthetic": {"MPR": 0.6, "MSR": 0.4}})
+    assert retrained_teacher_reading(gtot) == ("MPR", pytest.approx(60.0))
+    assert retrained_teacher_reading(run) is None
 
 
 @pytest.mark.parametrize(("rgb", "aux", "base", "flag"), [

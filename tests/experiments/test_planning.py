@@ -9,9 +9,11 @@ import pytest
 import yaml
 
 from mmtrack_kd.errors import MmtrackError
-from mmtrack_kd.experiments.arms import ArmsTable
+from mmtrack_kd.experiments.arms import ArmsTable, load_arms
 from mmtrack_kd.experiments.planning import REDUCED_DATA, Job, job_id, job_recipe, plan_jobs, write_recipes
 from mmtrack_kd.recipe import dump_recipe
+from plugins.synthetic.plugin import SyntheticDataset
+from tests.experiments.helpers import write_arms_table
 
 FULL_PLAN = [
     # main arms on the all-seed modality, every seed, teachers before their students
@@ -81,6 +83,16 @@ def test_a_job_recipe_is_the_base_with_the_arms_overrides_and_shared_data(arms_t
     depth = _recipe(Job(arms_table.arms["fost"], arms_table.modalities["rgbd"], 0), tmp_path)
     assert depth["modality"]["name"] == "depth" and depth["student"]["init"] == "none"
     assert depth["evaluate"]["datasets"][0]["root"] == str(tmp_path / "data" / "synthetic-depthtrack")
+
+
+def test_an_entry_without_a_layout_shares_the_copy_of_the_plugins_default_layout(tmp_path: Path) -> None:
+    table = load_arms(write_arms_table(tmp_path / "arms"))
+    base = table.modalities["rgbt"].base
+    base.write_text(base.read_text(encoding="utf-8").replace("layout: lasher, ", ""), encoding="utf-8")
+    recipe = _recipe(Job(table.arms["teacher"], table.modalities["rgbt"], 0), tmp_path)
+    default = SyntheticDataset.Options().layout
+    assert {entry["root"] for entry in recipe["data"]["train"] + recipe["evaluate"]["datasets"]} == {
+        str(tmp_path / "data" / f"synthetic-{default}")}
 
 
 def test_the_reduced_recipe_is_tiny_and_on_the_cpu(arms_table: ArmsTable, tmp_path: Path) -> None:
