@@ -52,7 +52,7 @@ def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoin
     """The loss of the update that breaks the weights is still finite; the checkpoint after it
     is refused, and the one named as last good holds finite tensors only."""
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def poisoning_update(self):
         original(self)
@@ -63,7 +63,7 @@ def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoin
     def unwrap_model(trainer):
         return unwrap(trainer.model)
 
-    monkeypatch.setattr(StageTrainer, "_update", poisoning_update)
+    monkeypatch.setattr(StageTrainer, "update", poisoning_update)
     with pytest.raises(TrainingStopped) as error:
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
     message = str(error.value)

@@ -28,14 +28,14 @@ def test_sigterm_stops_at_the_next_micro_batch_and_saves_the_last_update(synthet
     the next micro-batch's backward; last.pt holds update 3, and the handlers are restored."""
 
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 50}))
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def signal_after_update_3(self):
         original(self)
         if self.progress.update == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(StageTrainer, "_update", signal_after_update_3)
+    monkeypatch.setattr(StageTrainer, "update", signal_after_update_3)
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
@@ -94,7 +94,7 @@ def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_
     one written at the last checkpoint (checkpoint_every: 2 updates)."""
 
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 50}))
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def two_signals_in_update_3(self):
         if self.progress.update == 2:
@@ -102,7 +102,7 @@ def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_
             os.kill(os.getpid(), signal.SIGTERM)  # ... and this one stops here, mid-update
         original(self)
 
-    monkeypatch.setattr(StageTrainer, "_update", two_signals_in_update_3)
+    monkeypatch.setattr(StageTrainer, "update", two_signals_in_update_3)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
     saved = read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]
@@ -223,7 +223,7 @@ def test_a_signal_at_any_point_resumes_bit_identically(synthetic_root, tmp_path_
         monkeypatch.setattr(StageTrainer, "_check_stop", remember)
         monkeypatch.setattr(trainer_module, "to_device", moved)
     elif point in ("after_forward", "during_update"):
-        original_forward = StageTrainer._forward_loss
+        original_forward = StageTrainer.forward_loss
 
         def forward(self, batch, keep_ratio):
             result = original_forward(self, batch, keep_ratio)
@@ -236,7 +236,7 @@ def test_a_signal_at_any_point_resumes_bit_identically(synthetic_root, tmp_path_
                     fire(self)
             return result
 
-        monkeypatch.setattr(StageTrainer, "_forward_loss", forward)
+        monkeypatch.setattr(StageTrainer, "forward_loss", forward)
     else:
         original_validate = StageTrainer.validate
 

@@ -78,7 +78,7 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     teacher_path = folder / "teacher" / "best.pt"
     teacher = weights(teacher_path)
     trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(), teacher_checkpoint=teacher_path)
-    trainer._build()
+    trainer.build()
     assert trainer.training_stage.pairs == pairs
     student = trainer.model.state_dict()
     blocks = recipe.student.shape.resolve_blocks(2)
@@ -88,11 +88,11 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     samples = [trainer.train_set[index] for index in range(4)]
     batch = to_device(torch.utils.data.default_collate(samples), trainer.ctx.device)
     trainer.model.train()
-    loss, terms = trainer._forward_loss(batch, None)
+    loss, terms = trainer.forward_loss(batch, None)
     assert sorted(k for k in terms if k.startswith("feature/")) == [f"feature/layer{s}" for s, _ in pairs]
     assert terms["feature"] > 0 and terms["response"] > 0
     loss.backward()
-    trainer._update()
+    trainer.update()
     # the whole stage runs, and the checkpoint rebuilds the shaped student
     folder = train(recipe, stage="student", teacher=teacher_path, run_dir=tmp_path / "run")
     model, info = load_model(folder / "student" / "best.pt")
@@ -149,7 +149,7 @@ def test_a_student_initialised_from_its_teacher_is_a_normal_event(synthetic_root
     trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(),
                            teacher_checkpoint=folder / "teacher" / "best.pt")
     with caplog.at_level(logging.INFO):
-        trainer._build()
+        trainer.build()
     [record] = [r for r in caplog.records if "initialised from" in r.getMessage()]
     assert record.levelno == logging.INFO
     assert "unused" in record.getMessage() or "prompt" in record.getMessage()

@@ -31,16 +31,16 @@ def test_a_few_updates_lower_the_loss_for_teacher_and_student(synthetic_root, tm
     for stage in ("teacher", "student"):
         trainer = StageTrainer(recipe, stage, tmp_path / f"overfit-{stage}", DistributedContext(),
                                teacher_checkpoint=teacher_path if stage == "student" else None)
-        trainer._build()
+        trainer.build()
         samples = [trainer.train_set[index] for index in range(4)]
         batch = to_device(torch.utils.data.default_collate(samples), trainer.ctx.device)
         trainer.model.train()
-        first = trainer._forward_loss(batch, None)[0].detach()
+        first = trainer.forward_loss(batch, None)[0].detach()
         for _ in range(12):
-            loss, terms = trainer._forward_loss(batch, None)
+            loss, terms = trainer.forward_loss(batch, None)
             loss.backward()
-            trainer._update()
-        last, terms = trainer._forward_loss(batch, None)
+            trainer.update()
+        last, terms = trainer.forward_loss(batch, None)
         last = last.detach()
         assert float(last) < 0.7 * float(first), (stage, float(first), float(last), terms)
         if stage == "student":
@@ -52,20 +52,20 @@ def test_resume_after_interruption_gives_bit_identical_weights(synthetic_root, t
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
     straight = train(recipe, stage="teacher", run_dir=tmp_path / "straight")
 
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def interrupt_after_update_5(self):
         original(self)
         if self.progress.update == 5:  # mid-way through the second epoch
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(StageTrainer, "_update", interrupt_after_update_5)
+    monkeypatch.setattr(StageTrainer, "update", interrupt_after_update_5)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "resumed")
     saved = read_file(tmp_path / "resumed" / "teacher" / "last.pt")
     assert saved["progress"]["update"] == 5 and saved["progress"]["epoch"] == 1
     assert not saved["progress"]["finished"]
-    monkeypatch.setattr(StageTrainer, "_update", original)
+    monkeypatch.setattr(StageTrainer, "update", original)
     train(recipe, stage="teacher", run_dir=tmp_path / "resumed", resume=True)
 
     expected = weights(straight / "teacher" / "last.pt")
