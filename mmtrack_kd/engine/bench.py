@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from mmtrack_kd.data.bench import benchmark_loader
-from mmtrack_kd.engine.build import Stage
+from mmtrack_kd.engine.stages import Stage
 from mmtrack_kd.engine.trainer import StageTrainer, to_device
 from mmtrack_kd.recipe import Recipe
 from mmtrack_kd.runtime.device import choose_device

@@ -25,8 +25,8 @@ from mmtrack_kd.checkpoints import (
     restore_rng,
 )
 from mmtrack_kd.data.crop import CropSettings
-from mmtrack_kd.engine.build import ModalitySetup
 from mmtrack_kd.engine.signals import TrainingStopped
+from mmtrack_kd.engine.stages import ModalitySetup
 from mmtrack_kd.errors import CheckpointError, MmtrackError
 from mmtrack_kd.recipe import Recipe
 

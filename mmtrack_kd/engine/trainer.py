@@ -26,12 +26,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from mmtrack_kd.checkpoints import RunPosition, capture_rng
 from mmtrack_kd.console import ProgressBar
 from mmtrack_kd.data.loader import build_train_dataset, build_val_dataset
-from mmtrack_kd.engine.build import Stage, build_datasets, check_recipe
+from mmtrack_kd.engine.build import build_datasets, check_recipe
 from mmtrack_kd.engine.checkpointing import refuse_non_finite, resume_from, stage_checkpoint, training_state
 from mmtrack_kd.engine.metrics_log import MetricsLog
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
 from mmtrack_kd.engine.signals import STOP, TrainingStopped, stop_on_signals, training_worker_init
-from mmtrack_kd.engine.stages import STAGES, TrainingStage, loss_inputs, unwrap
+from mmtrack_kd.engine.stages import STAGES, Stage, TrainingStage, loss_inputs, unwrap
 from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.recipe import Recipe
 from mmtrack_kd.runtime.distributed import DistributedContext
