@@ -29,7 +29,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence as SequenceOf, get_args
+from typing import Any, Callable, Literal, NamedTuple, Sequence as SequenceOf, get_args
 
 import numpy as np
 import torch
