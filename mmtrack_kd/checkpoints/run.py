@@ -12,7 +12,8 @@ only, nothing to resume); a file written for a bare model (:meth:`RunCheckpoint.
 ``format``, ``kind``, ``model_config`` and ``model`` plus whatever the caller adds. Entries a
 file lacks are None here and absent on disk, so a file read and saved again keeps its bytes'
 layout. The ``modalities`` and ``crop`` entries are typed here (:class:`ModalityEntry`,
-:class:`~mmtrack_kd.data.crop.CropSettings`) and plain dicts on disk.
+:class:`~mmtrack_kd.data.crop.CropSettings`) and plain dicts on disk, written in full (an older
+entry that lacks a key, or holds None, is read with the value the tracker always used for it).
 """
 
 from __future__ import annotations

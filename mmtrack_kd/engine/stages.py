@@ -22,8 +22,7 @@ from mmtrack_kd.checkpoints import FORMAT, check_declared, load_model, load_pret
 from mmtrack_kd.data import ModalityAdapter
 from mmtrack_kd.engine.losses import DistillationLoss, FeatureDistillLoss, ResponseDistillLoss, TrackingLoss
 from mmtrack_kd.errors import MmtrackError
-from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher, build_model
-from mmtrack_kd.models.vit import BackboneSettings
+from mmtrack_kd.models import BackboneSettings, OneStreamStudent, TwoStreamTeacher, build_model
 from mmtrack_kd.plugins import Registry, default_registry
 from mmtrack_kd.recipe import OptimConfig, Recipe, StudentConfig, TeacherConfig
 from mmtrack_kd.runtime.distributed import DistributedContext
