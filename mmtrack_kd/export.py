@@ -173,7 +173,8 @@ def export_checkpoint(
     if getattr(model, "kind", "") != "student":
         raise CheckpointError(f"checkpoint {checkpoint}: export takes a student, this is a {model.kind}")
     out = Path(out) if out is not None else checkpoint.with_name(checkpoint.stem + "-onnx")
-    extra = {key: getattr(saved, key) for key in ("modalities", "crop") if getattr(saved, key) is not None}
+    payload = saved.to_payload()  # the entries as plain data, as the file holds them
+    extra = {key: payload[key] for key in ("modalities", "crop") if key in payload}
     extra["checkpoint"] = str(checkpoint)
     return export_model_onnx(model, out, keep_ratio, opset, extra)
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmtrack_kd.checkpoints import read_file
+from mmtrack_kd.checkpoints import RunCheckpoint
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -154,9 +154,9 @@ def test_installed_plugins_train_through_discovery_and_a_recipe(tmp_path):
     assert checkpoint.is_file(), sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*"))
 
     # The auxiliary stream went through its own 1-channel patch embedding.
-    saved = read_file(checkpoint)
-    assert saved["progress"]["finished"] and saved["progress"]["update"] == 2  # 8 samples / 4
-    weights = saved["model"]
+    saved = RunCheckpoint.read(checkpoint)
+    assert saved.progress.finished and saved.progress.update == 2  # 8 samples / 4
+    weights = saved.model
     aux_embedding = [value for key, value in weights.items()
                      if "patch_embed_aux" in key and key.endswith("proj.weight")]
     assert aux_embedding and all(value.shape[1] == 1 for value in aux_embedding), (

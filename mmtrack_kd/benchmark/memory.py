@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from mmtrack_kd.engine.build import build_modalities, model_config
+from mmtrack_kd.engine.stages import STAGES
 from mmtrack_kd.models import build_model
 from mmtrack_kd.models.profile import dummy_inputs
 from mmtrack_kd.recipe import Recipe
@@ -125,12 +125,9 @@ def measure_step(stage: str, models: dict[str, Any], batch_size: int, device: st
 
 def stage_models(recipe: Recipe, registry: Any = None) -> dict[str, Any]:
     """``{"teacher": (kind, config), "student": (kind, config)}`` as the recipe trains them."""
-    teacher_aux = build_modalities(recipe, "teacher", registry).aux_channels
-    student_aux = build_modalities(recipe, "student", registry).aux_channels
-    return {
-        "teacher": list(model_config(recipe, "teacher", teacher_aux)),
-        "student": list(model_config(recipe, "student", student_aux)),
-    }
+    stages = {name: STAGES[name](recipe) for name in ("teacher", "student")}
+    return {name: list(stage.model_config(stage.modalities(registry).aux_channels))
+            for name, stage in stages.items()}
 
 
 def training_peak_memory(

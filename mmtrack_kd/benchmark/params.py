@@ -27,7 +27,7 @@ from typing import Any
 
 from torch import nn
 
-from mmtrack_kd.engine.build import build_modalities, model_config
+from mmtrack_kd.engine.stages import StudentStage, TeacherStage
 from mmtrack_kd.models import build_model
 from mmtrack_kd.models.profile import count_flops, count_parameters
 from mmtrack_kd.recipe import Recipe
@@ -89,12 +89,12 @@ def elimination_layers(layers: list[int], depth: int) -> list[int]:
 
 def benchmark_models(recipe: Recipe, registry: Any = None, names: tuple[str, ...] = MODEL_NAMES) -> list[BenchModel]:
     """The models named in ``names`` (default: all four) at the recipe's sizes."""
-    setup = build_modalities(recipe, "teacher", registry)
+    setup = TeacherStage(recipe).modalities(registry)
     adapters = tuple(setup.adapters)
     aux = setup.aux_channels
-    teacher_kind, teacher_config = model_config(recipe, "teacher", aux)
-    student_kind, student_config = model_config(recipe, "student", aux)
-    # the student built by model_config already follows the recipe's single_modality switch;
+    teacher_kind, teacher_config = TeacherStage(recipe).model_config(aux)
+    student_kind, student_config = StudentStage(recipe).model_config(aux)
+    # the student's model_config already follows the recipe's single_modality switch;
     # the benchmark always wants the two-modality student and the baseline side by side.
     two = {**student_config, "num_modalities": 2, "modality_embedding": recipe.student.modality_embedding}
     elimination = recipe.student.candidate_elimination

@@ -25,6 +25,7 @@ from mmtrack_kd.checkpoints.loading import (
 )
 from mmtrack_kd.checkpoints.run import (
     VERSION,
+    ModalityEntry,
     RunCheckpoint,
     RunPosition,
     capture_rng,
@@ -39,6 +40,7 @@ __all__ = [
     "MODEL_PARTS",
     "ForeignObject",
     "LoadReport",
+    "ModalityEntry",
     "RunCheckpoint",
     "RunPosition",
     "VERSION",

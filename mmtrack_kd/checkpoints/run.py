@@ -11,7 +11,9 @@ The trainer's ``last.pt`` holds every entry; its ``best.pt`` stops after ``recip
 only, nothing to resume); a file written for a bare model (:meth:`RunCheckpoint.of_model`) holds
 ``format``, ``kind``, ``model_config`` and ``model`` plus whatever the caller adds. Entries a
 file lacks are None here and absent on disk, so a file read and saved again keeps its bytes'
-layout.
+layout. The ``modalities`` and ``crop`` entries are typed here (:class:`ModalityEntry`,
+:class:`~mmtrack_kd.data.crop.CropSettings`) and plain dicts on disk, written in full (an older
+entry that lacks a key, or holds None, is read with the value the tracker always used for it).
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ from torch import Tensor, nn
 from mmtrack_kd.checkpoints.file import FORMAT, read_file, write_atomic
 from mmtrack_kd.checkpoints.foreign import detect_format
 from mmtrack_kd.checkpoints.loading import LoadReport, check_finite, load_state
+from mmtrack_kd.data.crop import CropSettings
+from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.errors import CheckpointError
 from mmtrack_kd.models.build import MODEL_KINDS, build_model
 
 #: The ``version`` entry of the run checkpoints the trainer writes.
 VERSION = 1
+
+#: The keys of the ``crop`` entry on disk, in their order; the patch size is the model's.
+CROP_KEYS = ("template_size", "search_size", "template_factor", "search_factor")
 
 
 @dataclass
@@ -49,6 +56,24 @@ class RunPosition:
     finished: bool = False
 
 
+@dataclass(frozen=True)
+class ModalityEntry:
+    """One modality adapter a model was trained with: its registered name and its options as
+    plain data (what the adapter's ``Options`` model validates when the tracker rebuilds it)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_adapter(cls, adapter: ModalityAdapter) -> "ModalityEntry":
+        """The entry of a built adapter."""
+        return cls(adapter.name, adapter.options.model_dump(mode="json"))
+
+    def to_payload(self) -> dict[str, Any]:
+        """``{"name", "options"}``, as on disk."""
+        return {"name": self.name, "options": dict(self.options)}
+
+
 @dataclass
 class RunCheckpoint:
     """One mmtrack-kd checkpoint file, typed.
@@ -59,8 +84,10 @@ class RunCheckpoint:
         model: the model's state dict.
         version: :data:`VERSION` in the trainer's files; None in a bare model's.
         stage: the training stage that wrote it.
-        modalities: the adapters, RGB first, as ``[{"name", "options"}, ...]``.
-        crop: template and search sizes and factors the model was trained with.
+        modalities: the adapters, RGB first (:class:`ModalityEntry`; on disk
+            ``[{"name", "options"}, ...]``).
+        crop: the crop geometry the model was trained with (on disk the :data:`CROP_KEYS`;
+            keys an older file lacks come from ``model_config`` or the defaults).
         progress: the position in the run (:class:`RunPosition`).
         recipe: the resolved recipe as plain data.
         optimizer, scheduler, scaler: their state dicts (``last.pt`` only).
@@ -73,8 +100,8 @@ class RunCheckpoint:
     model: dict[str, Tensor]
     version: int | None = None
     stage: str | None = None
-    modalities: list[dict[str, Any]] | None = None
-    crop: dict[str, Any] | None = None
+    modalities: list[ModalityEntry] | None = None
+    crop: CropSettings | None = None
     progress: RunPosition | None = None
     recipe: dict[str, Any] | None = None
     optimizer: dict[str, Any] | None = None
@@ -91,7 +118,8 @@ class RunCheckpoint:
     @classmethod
     def of_model(cls, model: nn.Module, **entries: Any) -> "RunCheckpoint":
         """The checkpoint of a bare model (its kind, config and weights) with ``entries``:
-        this class's fields by name, anything else kept in ``extra`` (plain data only)."""
+        this class's fields by name (typed, or as plain data as on disk), anything else kept in
+        ``extra`` (plain data only)."""
         kind = getattr(model, "kind", "")
         if kind not in MODEL_KINDS:
             raise ValueError(f"{type(model).__name__} is not a tracking model of a known kind")
@@ -101,9 +129,9 @@ class RunCheckpoint:
         names = {item.name for item in fields(cls)} - {"extra"}
         known = {key: value for key, value in entries.items() if key in names}
         extra = {key: value for key, value in entries.items() if key not in names}
-        if isinstance(known.get("progress"), Mapping):
-            known["progress"] = RunPosition(**known["progress"])
-        return cls(kind=kind, model_config=dict(model.config), model=model.state_dict(), extra=extra, **known)
+        config = dict(model.config)
+        known.update(_typed_entries(known, config, f"for {type(model).__name__}"))
+        return cls(kind=kind, model_config=config, model=model.state_dict(), extra=extra, **known)
 
     # -- plain data ---------------------------------------------------------------------------
 
@@ -113,7 +141,8 @@ class RunCheckpoint:
         for name, value in (
             ("version", self.version), ("kind", self.kind), ("stage", self.stage),
             ("model_config", self.model_config), ("model", self.model),
-            ("modalities", self.modalities), ("crop", self.crop),
+            ("modalities", None if self.modalities is None else [entry.to_payload() for entry in self.modalities]),
+            ("crop", None if self.crop is None else {key: getattr(self.crop, key) for key in CROP_KEYS}),
             ("progress", None if self.progress is None else vars(self.progress).copy()),
             ("recipe", self.recipe), ("optimizer", self.optimizer), ("scheduler", self.scheduler),
             ("scaler", self.scaler), ("rng", self.rng),
@@ -136,23 +165,9 @@ class RunCheckpoint:
         kind, config = payload.get("kind"), payload.get("model_config")
         if kind not in MODEL_KINDS or not isinstance(config, dict):
             raise CheckpointError(f"checkpoint {source}: kind {kind!r} / model_config do not describe a known model")
-        crop = payload.get("crop")
-        if crop is not None and not isinstance(crop, Mapping):
-            raise CheckpointError(f"checkpoint {source}: 'crop' is a {type(crop).__name__}, not a mapping")
-        modalities = payload.get("modalities")
-        if modalities is not None and not (
-            isinstance(modalities, list) and all(isinstance(e, Mapping) and "name" in e for e in modalities)
-        ):
-            raise CheckpointError(f"checkpoint {source}: 'modalities' must be a list of {{name, options}}")
-        progress = payload.get("progress")
-        if progress is not None:
-            try:
-                progress = RunPosition(**progress)
-            except TypeError as error:
-                raise CheckpointError(f"checkpoint {source}: 'progress' is not a run position: {error}") from None
         names = {item.name for item in fields(cls)} - {"extra"}
         known = {key: value for key, value in payload.items() if key in names}
-        known.update(kind=kind, model_config=config, model=state, progress=progress)
+        known.update(kind=kind, model_config=config, model=state, **_typed_entries(payload, config, source))
         extra = {key: value for key, value in payload.items() if key not in names and key != "format"}
         return cls(extra=extra, **known)
 
@@ -198,6 +213,57 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, RunCheckpoint]:
     checkpoint = RunCheckpoint.read(path)
     model, _ = checkpoint.build_model(str(path))
     return model, checkpoint
+
+
+def _typed_entries(entries: Mapping[str, Any], config: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The ``modalities``, ``crop`` and ``progress`` of ``entries`` typed (each left as it is
+    when already typed or absent); plain data of the wrong shape is a CheckpointError."""
+    typed: dict[str, Any] = {}
+    modalities = entries.get("modalities")
+    if modalities is not None:
+        typed["modalities"] = _modality_entries(modalities, source)
+    crop = entries.get("crop")
+    if crop is not None and not isinstance(crop, CropSettings):
+        typed["crop"] = _crop_settings(crop, config, source)
+    progress = entries.get("progress")
+    if progress is not None and not isinstance(progress, RunPosition):
+        try:
+            typed["progress"] = RunPosition(**progress)
+        except TypeError as error:
+            raise CheckpointError(f"checkpoint {source}: 'progress' is not a run position: {error}") from None
+    return typed
+
+
+def _modality_entries(entries: Any, source: str) -> list[ModalityEntry]:
+    """``[{"name", "options"}, ...]`` (or entries already typed) as :class:`ModalityEntry`."""
+    def plain(entry: Any) -> bool:
+        return isinstance(entry, Mapping) and "name" in entry and isinstance(entry.get("options") or {}, Mapping)
+
+    if not (isinstance(entries, list) and all(isinstance(e, ModalityEntry) or plain(e) for e in entries)):
+        raise CheckpointError(f"checkpoint {source}: 'modalities' must be a list of {{name, options}}")
+    return [entry if isinstance(entry, ModalityEntry)
+            else ModalityEntry(str(entry["name"]), dict(entry.get("options") or {})) for entry in entries]
+
+
+def _crop_settings(entry: Any, config: Mapping[str, Any], source: str) -> CropSettings:
+    """A ``crop`` entry as :class:`CropSettings`: a key the entry lacks (or holds as None) is
+    the model config's, else the default; the patch size is the model config's."""
+    if not isinstance(entry, Mapping):
+        raise CheckpointError(f"checkpoint {source}: 'crop' is a {type(entry).__name__}, not a mapping")
+
+    def value(key: str) -> Any:
+        for values in (entry, config):
+            if values.get(key) is not None:
+                return values[key]
+        return getattr(CropSettings, key)  # the dataclass field's default
+
+    try:
+        return CropSettings(
+            int(value("template_size")), int(value("search_size")),
+            float(value("template_factor")), float(value("search_factor")), int(value("patch_size")),
+        )
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {source}: 'crop' is not a crop geometry: {error}") from None
 
 
 # -- random number generators -----------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import cv2
 import numpy as np
@@ -60,22 +60,13 @@ class CropSettings:
         )
 
     @classmethod
-    def for_model(cls, model: Any, crop: Mapping[str, Any] | None = None) -> "CropSettings":
-        """Sizes from ``model.config``, factors (and sizes, if given) from a checkpoint's
-        ``crop`` entry; the defaults are OSTrack's factors 2 and 4."""
-        values: dict[str, Any] = {
-            "template_size": int(model.config["template_size"]),
-            "search_size": int(model.config["search_size"]),
-        }
-        for key in ("template_size", "search_size", "template_factor", "search_factor"):
-            if crop is not None and crop.get(key) is not None:
-                values[key] = crop[key]
+    def for_model(cls, model: Any) -> "CropSettings":
+        """Sizes and patch from ``model.config``, OSTrack's factors 2 and 4 (a model whose
+        checkpoint carries no ``crop`` entry)."""
         return cls(
-            int(values["template_size"]),
-            int(values["search_size"]),
-            float(values.get("template_factor", 2.0)),
-            float(values.get("search_factor", 4.0)),
-            int(model.config.get("patch_size", 16)),
+            int(model.config["template_size"]),
+            int(model.config["search_size"]),
+            patch_size=int(model.config.get("patch_size", 16)),
         )
 
     @property

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from mmtrack_kd.data.bench import benchmark_loader
-from mmtrack_kd.engine.build import Stage
+from mmtrack_kd.engine.stages import Stage
 from mmtrack_kd.engine.trainer import StageTrainer, to_device
 from mmtrack_kd.recipe import Recipe
 from mmtrack_kd.runtime.device import choose_device
@@ -23,7 +23,7 @@ def loader_figures(recipe: Recipe, workers: list[int], batches: int = 20) -> lis
     figures = []
     with tempfile.TemporaryDirectory() as scratch:  # the trainer's run folder; nothing is kept
         trainer = _trainer(recipe, "teacher", Path(scratch))
-        trainer._build()
+        trainer.build()
         batch = trainer.micro_batch
         for count in workers:
             figure = benchmark_loader(trainer.train_set, workers=count, batch_size=batch,
@@ -40,16 +40,16 @@ def step_figures(recipe: Recipe, stages: list[Stage], steps: int = 5) -> list[di
         teacher_path = None
         for stage in stages:
             trainer = _trainer(recipe, stage, Path(scratch), teacher_path)
-            trainer._build()
+            trainer.build()
             samples = [trainer.train_set[index] for index in range(trainer.micro_batch)]
             batch = torch.utils.data.default_collate(samples)
             batch = to_device(batch, trainer.ctx.device)
             trainer.model.train()
 
             def training_step() -> None:
-                loss, _ = trainer._forward_loss(batch, None)
+                loss, _ = trainer.forward_loss(batch)
                 loss.backward()
-                trainer._update()
+                trainer.update()
 
             times = time_calls(training_step, warmup=1, repeats=steps, device=trainer.ctx.device)
             seconds = sorted(times)[len(times) // 2]

@@ -1,47 +1,17 @@
-"""From a validated recipe to the objects a stage needs: adapters, datasets, models."""
+"""From a validated recipe to the datasets a stage trains on, and the checks a recipe passes
+before ``train`` builds anything (the adapters and the model are the stage's own:
+:mod:`mmtrack_kd.engine.stages`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from mmtrack_kd.data import DatasetPlugin, ModalityAdapter
+from mmtrack_kd.data import DatasetPlugin
+from mmtrack_kd.engine.stages import STAGES, Stage
 from mmtrack_kd.errors import MmtrackError, RecipeError
 from mmtrack_kd.plugins import Registry, default_registry
 from mmtrack_kd.recipe import DatasetChoice, Recipe
-
-Stage = Literal["teacher", "student"]
-
-
-@dataclass(frozen=True)
-class ModalitySetup:
-    """The adapters of a run, RGB first; one adapter for a single-modality run."""
-
-    adapters: tuple[ModalityAdapter, ...]
-
-    @property
-    def names(self) -> list[str]:
-        return [adapter.name for adapter in self.adapters]
-
-    @property
-    def aux_channels(self) -> int:
-        return self.adapters[1].channels if len(self.adapters) > 1 else 3
-
-
-def single_modality(recipe: Recipe, stage: Stage) -> bool:
-    """True for the RGB-only baseline (the student stage with ``student.single_modality``)."""
-    return stage == "student" and recipe.student.single_modality
-
-
-def build_modalities(recipe: Recipe, stage: Stage, registry: Registry | None = None) -> ModalitySetup:
-    """The RGB adapter and, unless single-modality, the recipe's auxiliary adapter."""
-    registry = registry or default_registry()
-    rgb = registry.modality("rgb")()
-    if single_modality(recipe, stage):
-        return ModalitySetup((rgb,))
-    aux = registry.modality(recipe.modality.name)(recipe.modality.options)
-    return ModalitySetup((rgb, aux))
 
 
 def build_datasets(
@@ -53,11 +23,6 @@ def build_datasets(
     return [(registry.dataset(choice.name)(choice.options), choice.weight) for choice in choices]
 
 
-def stage_modality(recipe: Recipe, stage: Stage) -> str:
-    """The auxiliary modality a stage reads: the recipe's, or ``rgb`` for the RGB-only student."""
-    return "rgb" if single_modality(recipe, stage) else recipe.modality.name
-
-
 def dataset_problems(
     recipe: Recipe, stages: list[Stage], registry: Registry | None = None
 ) -> list[tuple[str, str]]:
@@ -66,7 +31,7 @@ def dataset_problems(
     configured (:meth:`~mmtrack_kd.data.DatasetPlugin.modalities_for`: ``folder`` with
     ``aux: nir`` carries nir)."""
     registry = registry or default_registry()
-    needed = list(dict.fromkeys(stage_modality(recipe, stage) for stage in stages))
+    needed = list(dict.fromkeys(STAGES[stage](recipe).aux_modality for stage in stages))
     sections = {"data.train": recipe.data.train, "data.val": recipe.data.val,
                 "evaluate.datasets": recipe.evaluate.datasets}
     problems = []
@@ -120,11 +85,10 @@ def check_pretrained(recipe: Recipe, stages: list[Stage]) -> None:
     """A named pretrained checkpoint that is missing stops the run before anything starts,
     saying what to download and where it goes."""
     path = recipe.model.pretrained
-    used = "teacher" in stages or (
-        "student" in stages and recipe.student.init == "pretrained"
-    )
-    if path is None or not used or Path(path).is_file():
+    if path is None or Path(path).is_file():
         return
+    if not any(STAGES[stage](recipe).start_file() == path for stage in stages):
+        return  # no stage starts from it
     raise MmtrackError(
         f"model.pretrained: {path} does not exist. Download an OSTrack checkpoint (for ViT-B "
         "256/128: OSTrack_ep0300.pth.tar of vitb_256_mae_ce_32x4_ep300 from the OSTrack "
@@ -153,52 +117,3 @@ def check_recipe(
     if problems:
         raise RecipeError(recipe.source, problems)
     check_pretrained(recipe, stages)
-
-
-def model_config(recipe: Recipe, stage: Stage, aux_channels: int) -> tuple[str, dict[str, Any]]:
-    """The model kind and constructor arguments for a stage (what a checkpoint stores)."""
-    model = recipe.model
-    backbone = model.backbone
-    common: dict[str, Any] = {
-        "template_size": model.template_size,
-        "search_size": model.search_size,
-        "patch_size": backbone.patch_size,
-        "embed_dim": backbone.embed_dim,
-        "depth": backbone.depth,
-        "num_heads": backbone.num_heads,
-        "mlp_ratio": backbone.mlp_ratio,
-        "drop_path_rate": backbone.drop_path,
-        "head_channels": model.head_channels,
-    }
-    if stage == "teacher":
-        prompter = recipe.teacher.prompter
-        return "teacher", {
-            **common,
-            "aux_in_chans": aux_channels,
-            "fusion": model.fusion,
-            "prompters": prompter.enabled,
-            "spatial_attention": prompter.spatial_attention,
-            "token_attention": prompter.token_attention,
-            "history": prompter.history,
-            "layer_type": prompter.layer_type,
-            "reduction": prompter.reduction,
-            "mplt_compat": prompter.mplt_compat,
-        }
-    student = recipe.student
-    elimination = student.candidate_elimination
-    single = student.single_modality
-    shape = student.shape
-    return "student", {
-        **common,
-        "depth": shape.resolve_depth(backbone.depth),
-        "fuse_after": 0 if single else shape.fuse_after,
-        "aux_pool": 1 if single else shape.aux_pool,
-        "ce_pairing": elimination.pairing,
-        "num_modalities": 1 if single else 2,
-        "aux_in_chans": aux_channels,
-        "fusion": model.fusion,
-        "modality_embedding": student.modality_embedding and not single,
-        "ce_layers": list(elimination.layers) if elimination.enabled else [],
-        "ce_keep_ratio": elimination.keep_ratio if elimination.enabled else 1.0,
-        "ce_template_range": elimination.template_range,
-    }

@@ -15,9 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmtrack_kd.checkpoints import RunCheckpoint, RunPosition, VERSION, capture_rng, non_finite_tensors, restore_rng
-from mmtrack_kd.engine.build import ModalitySetup
+from mmtrack_kd.checkpoints import (
+    VERSION,
+    ModalityEntry,
+    RunCheckpoint,
+    RunPosition,
+    capture_rng,
+    non_finite_tensors,
+    restore_rng,
+)
+from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.engine.signals import TrainingStopped
+from mmtrack_kd.engine.stages import ModalitySetup
 from mmtrack_kd.errors import CheckpointError, MmtrackError
 from mmtrack_kd.recipe import Recipe
 
@@ -40,16 +49,8 @@ def stage_checkpoint(
         stage=stage,
         model_config=model_config,
         model=model.state_dict(),
-        modalities=[
-            {"name": adapter.name, "options": adapter.options.model_dump(mode="json")}
-            for adapter in modalities.adapters
-        ],
-        crop={
-            "template_size": recipe.model.template_size,
-            "search_size": recipe.model.search_size,
-            "template_factor": recipe.model.template_factor,
-            "search_factor": recipe.model.search_factor,
-        },
+        modalities=[ModalityEntry.of_adapter(adapter) for adapter in modalities.adapters],
+        crop=CropSettings.from_recipe(recipe.model),
         progress=replace(progress),
         recipe=json.loads(recipe.model_dump_json()),
         **(training or {}),

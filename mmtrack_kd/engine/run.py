@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from mmtrack_kd.engine.build import Stage, check_recipe
+from mmtrack_kd.engine.build import check_recipe
+from mmtrack_kd.engine.stages import STAGES, Stage, TrainingStage
 from mmtrack_kd.engine.trainer import StageTrainer
 from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.plugins import default_registry
@@ -25,24 +26,24 @@ def run_folder(recipe: Recipe, run_dir: Path | None = None) -> Path:
     return Path(run_dir) if run_dir is not None else recipe.train.output_dir / recipe.run_name
 
 
-def teacher_for_student(recipe: Recipe, run_dir: Path, teacher: Path | None) -> Path | None:
-    """The teacher checkpoint the student stage distils from (and may start from): ``--teacher``
-    or the run's own ``teacher/best.pt`` / ``last.pt`` as ``distill.teacher_checkpoint`` says.
-    None when the student needs no teacher (single-modality, or FOST started from scratch)."""
-    distill = recipe.distill
-    needs = not recipe.student.single_modality and (
-        distill.feature.weight > 0 or distill.response.weight > 0 or recipe.student.init == "teacher"
-    )
+def teacher_for_stage(stage: TrainingStage, run_dir: Path, teacher: Path | None) -> Path | None:
+    """The teacher checkpoint a stage distils from (and may start from): ``--teacher`` or the
+    run's own ``teacher/best.pt`` / ``last.pt`` as ``distill.teacher_checkpoint`` says. None for
+    a stage that takes no teacher, and, without ``--teacher``, for one that needs none
+    (:attr:`~TrainingStage.needs_teacher`: the single-modality student, FOST started from
+    scratch)."""
+    if not stage.takes_teacher:
+        return None
     if teacher is not None:
         if not Path(teacher).is_file():
             raise MmtrackError(f"--teacher {teacher} does not exist")
         return Path(teacher)
-    if not needs:
+    if not stage.needs_teacher:
         return None
-    path = run_dir / "teacher" / f"{distill.teacher_checkpoint}.pt"
+    path = run_dir / "teacher" / f"{stage.recipe.distill.teacher_checkpoint}.pt"
     if not path.is_file():
         raise MmtrackError(
-            f"the student stage needs a teacher checkpoint and {path} does not exist; run the "
+            f"the {stage.name} stage needs a teacher checkpoint and {path} does not exist; run the "
             "teacher stage first (`--stage teacher`) or pass `--teacher PATH`"
         )
     return path
@@ -146,7 +147,7 @@ def train(
                 check_not_started(folder, stages, resume)
             written = False
             for current in stages:
-                teacher_path = teacher_for_student(recipe, folder, teacher) if current == "student" else None
+                teacher_path = teacher_for_stage(STAGES[current](recipe, ctx), folder, teacher)
                 trainer = StageTrainer(recipe, current, folder, ctx, teacher_checkpoint=teacher_path,
                                        resume=resume)
                 trainer.prepare()

@@ -1,30 +1,55 @@
 """The two training stages: what the teacher and the distilled student do differently.
 
-A stage owns its model (kind, configuration, start weights and which parts a start file may
-leave fresh or unused), its loss terms (tracking loss; for the student also feature and response
-distillation against a frozen teacher) and its keep-ratio schedule. The loop
-(:class:`mmtrack_kd.engine.trainer.StageTrainer`) is the same for both and asks the stage.
+A stage owns the modalities it reads, its model (kind, configuration, start weights and which
+parts a start file may leave fresh or unused), whether it needs a teacher, its loss terms
+(tracking loss; for the student also feature and response distillation against a frozen teacher)
+and its keep-ratio schedule. The loop (:class:`mmtrack_kd.engine.trainer.StageTrainer`), the
+``train`` command and the recipe checks are the same for both and ask the stage.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from mmtrack_kd.checkpoints import FORMAT, check_declared, load_model, load_pretrained
-from mmtrack_kd.engine.build import ModalitySetup, Stage, build_modalities, model_config
+from mmtrack_kd.data import ModalityAdapter
 from mmtrack_kd.engine.losses import DistillationLoss, FeatureDistillLoss, ResponseDistillLoss, TrackingLoss
 from mmtrack_kd.errors import MmtrackError
-from mmtrack_kd.models import build_model
+from mmtrack_kd.models import BackboneSettings, OneStreamStudent, TwoStreamTeacher, build_model
+from mmtrack_kd.plugins import Registry, default_registry
 from mmtrack_kd.recipe import OptimConfig, Recipe, StudentConfig, TeacherConfig
 from mmtrack_kd.runtime.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
+
+Stage = Literal["teacher", "student"]
+
+#: Backbone settings a stored ``model_config`` does not list among the backbone's: ``qkv_bias``
+#: has no recipe key (the model's default), ``aux_in_chans`` comes with the stage's modality
+#: arguments. Checkpoints store the config, so its keys keep their order.
+_BACKBONE_KEYS_NOT_SHARED = ("qkv_bias", "aux_in_chans")
+
+
+@dataclass(frozen=True)
+class ModalitySetup:
+    """The adapters of a run, RGB first; one adapter for a single-modality run."""
+
+    adapters: tuple[ModalityAdapter, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [adapter.name for adapter in self.adapters]
+
+    @property
+    def aux_channels(self) -> int:
+        return self.adapters[1].channels if len(self.adapters) > 1 else 3
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -64,19 +89,27 @@ class TrainingStage:
 
     Args:
         recipe: the validated recipe.
-        ctx: where this process runs (its device; rank 0 logs).
+        ctx: where this process runs (its device; rank 0 logs); default: one process on the CPU
+            (enough to ask a stage what it reads and builds).
         teacher_checkpoint: the teacher the student distils from and may start from.
     """
 
     name: ClassVar[Stage]
+    #: the kind of model the stage trains (:data:`mmtrack_kd.models.MODEL_KINDS`)
+    kind: ClassVar[str]
+    #: whether the stage works with a teacher checkpoint at all (``--teacher`` applies to it)
+    takes_teacher: ClassVar[bool] = False
 
-    def __init__(self, recipe: Recipe, ctx: DistributedContext, teacher_checkpoint: Path | None = None) -> None:
+    def __init__(self, recipe: Recipe, ctx: DistributedContext | None = None,
+                 teacher_checkpoint: Path | None = None) -> None:
         self.recipe = recipe
-        self.ctx = ctx
+        self.ctx = ctx if ctx is not None else DistributedContext()
         self.teacher_checkpoint = teacher_checkpoint
         self.tracking_loss = TrackingLoss(recipe.train.loss.focal, recipe.train.loss.giou, recipe.train.loss.l1)
         #: whether a teacher's outputs enter the loss
         self.distilling = False
+        #: whether the stage needs a teacher checkpoint (to distil from or to start from)
+        self.needs_teacher = False
 
     @property
     def section(self) -> TeacherConfig | StudentConfig:
@@ -88,18 +121,58 @@ class TrainingStage:
         """The stage's optimiser settings."""
         return self.section.optim
 
+    # -- the modalities -------------------------------------------------------------------------
+
+    @property
+    def single_modality(self) -> bool:
+        """True for the RGB-only baseline (the student with ``student.single_modality``)."""
+        return False
+
+    @property
+    def aux_modality(self) -> str:
+        """The auxiliary modality the stage reads: the recipe's, or ``rgb`` when RGB-only."""
+        return "rgb" if self.single_modality else self.recipe.modality.name
+
+    def modalities(self, registry: Registry | None = None) -> ModalitySetup:
+        """The adapters this stage reads, RGB first: the RGB adapter and, unless
+        single-modality, the recipe's auxiliary adapter with its options."""
+        registry = registry or default_registry()
+        rgb = registry.modality("rgb")()
+        if self.single_modality:
+            return ModalitySetup((rgb,))
+        modality = self.recipe.modality
+        return ModalitySetup((rgb, registry.modality(modality.name)(modality.options)))
+
     # -- the model ------------------------------------------------------------------------------
 
-    def modalities(self) -> ModalitySetup:
-        """The adapters this stage reads, RGB first."""
-        return build_modalities(self.recipe, self.name)
+    def backbone_settings(self, aux_channels: int) -> BackboneSettings:
+        """The backbone of the stage's model, from the recipe's ``model`` section."""
+        model = self.recipe.model
+        backbone = model.backbone
+        return BackboneSettings(
+            template_size=model.template_size, search_size=model.search_size, patch_size=backbone.patch_size,
+            embed_dim=backbone.embed_dim, depth=backbone.depth, num_heads=backbone.num_heads,
+            mlp_ratio=backbone.mlp_ratio, drop_path_rate=backbone.drop_path, aux_in_chans=aux_channels,
+        )
+
+    def model_config(self, aux_channels: int) -> tuple[str, dict[str, Any]]:
+        """``(kind, constructor arguments)`` of the stage's model (what a checkpoint stores):
+        the backbone's settings, the head, then the stage's own arguments."""
+        settings = self.backbone_settings(aux_channels)
+        shared = {key: value for key, value in asdict(settings).items() if key not in _BACKBONE_KEYS_NOT_SHARED}
+        return self.kind, {**shared, "head_channels": self.recipe.model.head_channels,
+                           **self.model_arguments(settings)}
+
+    def model_arguments(self, backbone: BackboneSettings) -> dict[str, Any]:
+        """The constructor arguments of the stage's model beyond the backbone and the head."""
+        raise NotImplementedError
 
     def build(self, modalities: ModalitySetup, start_weights: bool = True) -> tuple[str, dict[str, Any], nn.Module]:
         """``(kind, model_config, model)``: the stage's model built from the recipe's seed (the
         same initial weights on every rank; DDP also broadcasts rank 0's when it wraps), started
         from its start file unless ``start_weights`` is False (a resumed stage's weights come
         from its ``last.pt``)."""
-        kind, config = model_config(self.recipe, self.name, modalities.aux_channels)
+        kind, config = self.model_config(modalities.aux_channels)
         torch.manual_seed(self.recipe.seed)
         model = build_model(kind, config)
         if start_weights:
@@ -164,10 +237,26 @@ class TeacherStage(TrainingStage):
     our own file) and trains on the tracking loss alone."""
 
     name = "teacher"
+    kind = TwoStreamTeacher.kind
 
     @property
     def section(self) -> TeacherConfig:
         return self.recipe.teacher
+
+    def model_arguments(self, backbone: BackboneSettings) -> dict[str, Any]:
+        """The auxiliary channels, the fusion and the prompters."""
+        prompter = self.recipe.teacher.prompter
+        return {
+            "aux_in_chans": backbone.aux_in_chans,
+            "fusion": self.recipe.model.fusion,
+            "prompters": prompter.enabled,
+            "spatial_attention": prompter.spatial_attention,
+            "token_attention": prompter.token_attention,
+            "history": prompter.history,
+            "layer_type": prompter.layer_type,
+            "reduction": prompter.reduction,
+            "mplt_compat": prompter.mplt_compat,
+        }
 
     def parts_a_file_lacks(self, format: str) -> tuple[list[str], list[str]]:
         """A teacher from OSTrack lacks prompters and fusion (MAE and timm also the head); our
@@ -185,8 +274,11 @@ class StudentStage(TrainingStage):
     RGB-only student is OSTrack)."""
 
     name = "student"
+    kind = OneStreamStudent.kind
+    takes_teacher = True
 
-    def __init__(self, recipe: Recipe, ctx: DistributedContext, teacher_checkpoint: Path | None = None) -> None:
+    def __init__(self, recipe: Recipe, ctx: DistributedContext | None = None,
+                 teacher_checkpoint: Path | None = None) -> None:
         super().__init__(recipe, ctx, teacher_checkpoint)
         depth = recipe.model.backbone.depth
         #: (student block, teacher block) pairs of feature distillation, 1-indexed
@@ -207,10 +299,40 @@ class StudentStage(TrainingStage):
             )
             self.distilling = feature.weight > 0 or response.weight > 0
             self.need_features = feature.weight > 0
+            # FOST started from scratch needs none; the RGB-only student never reads one
+            self.needs_teacher = self.distilling or recipe.student.init == "teacher"
 
     @property
     def section(self) -> StudentConfig:
         return self.recipe.student
+
+    @property
+    def single_modality(self) -> bool:
+        return self.recipe.student.single_modality
+
+    def backbone_settings(self, aux_channels: int) -> BackboneSettings:
+        """The teacher's backbone at the student's depth (``student.shape``)."""
+        settings = super().backbone_settings(aux_channels)
+        return replace(settings, depth=self.recipe.student.shape.resolve_depth(settings.depth))
+
+    def model_arguments(self, backbone: BackboneSettings) -> dict[str, Any]:
+        """The shape, candidate elimination, the modalities and the fusion; the RGB-only student
+        is OSTrack (one modality, no fusion or modality embedding)."""
+        student = self.recipe.student
+        elimination = student.candidate_elimination
+        single = student.single_modality
+        return {
+            "fuse_after": 0 if single else student.shape.fuse_after,
+            "aux_pool": 1 if single else student.shape.aux_pool,
+            "ce_pairing": elimination.pairing,
+            "num_modalities": 1 if single else 2,
+            "aux_in_chans": backbone.aux_in_chans,
+            "fusion": self.recipe.model.fusion,
+            "modality_embedding": student.modality_embedding and not single,
+            "ce_layers": list(elimination.layers) if elimination.enabled else [],
+            "ce_keep_ratio": elimination.keep_ratio if elimination.enabled else 1.0,
+            "ce_template_range": elimination.template_range,
+        }
 
     def start_file(self) -> Path | None:
         student = self.recipe.student

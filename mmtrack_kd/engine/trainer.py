@@ -26,12 +26,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from mmtrack_kd.checkpoints import RunPosition, capture_rng
 from mmtrack_kd.console import ProgressBar
 from mmtrack_kd.data.loader import build_train_dataset, build_val_dataset
-from mmtrack_kd.engine.build import Stage, build_datasets, check_recipe
+from mmtrack_kd.engine.build import build_datasets, check_recipe
 from mmtrack_kd.engine.checkpointing import refuse_non_finite, resume_from, stage_checkpoint, training_state
 from mmtrack_kd.engine.metrics_log import MetricsLog
 from mmtrack_kd.engine.optim import build_optimizer, build_scheduler
 from mmtrack_kd.engine.signals import STOP, TrainingStopped, stop_on_signals, training_worker_init
-from mmtrack_kd.engine.stages import STAGES, TrainingStage, loss_inputs, unwrap
+from mmtrack_kd.engine.stages import STAGES, Stage, TrainingStage, loss_inputs, unwrap
 from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.recipe import Recipe
 from mmtrack_kd.runtime.distributed import DistributedContext
@@ -130,7 +130,9 @@ class StageTrainer:
 
     # -- construction -----------------------------------------------------------------------
 
-    def _build(self) -> None:
+    def build(self) -> None:
+        """Build the stage's model (with its start weights unless resuming), datasets,
+        optimiser, scheduler and scaler: what :meth:`prepare` does before it restores."""
         recipe, stage = self.recipe, self.training_stage
         self.modalities = stage.modalities()
         # a resumed stage's weights come from its last.pt
@@ -203,7 +205,7 @@ class StageTrainer:
     def prepare(self) -> None:
         """Build everything and restore ``last.pt`` (``--resume``), or refuse: every check that
         can stop the stage runs here, before :meth:`train` writes anything."""
-        self._build()
+        self.build()
         last = self.folder / "last.pt"
         if self.resume and last.is_file():
             self._restore(last)
@@ -283,7 +285,10 @@ class StageTrainer:
             persistent_workers=False,
         )
 
-    def _forward_loss(self, batch: dict[str, Any], keep_ratio: float | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward_loss(self, batch: dict[str, Any], keep_ratio: float | None = None
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(loss, terms)`` of the stage on one micro-batch (on the device) under the recipe's
+        precision; ``keep_ratio`` None: the model's own."""
         with autocast(self.ctx.device, self.amp_dtype):
             return self.training_stage.forward_loss(self.model, batch, keep_ratio)
 
@@ -312,7 +317,7 @@ class StageTrainer:
                 # statistics, and a micro-batch stopped after it would run twice on resume
                 self._check_stop()
                 with sync:
-                    loss, terms = self._forward_loss(batch, keep_ratio)
+                    loss, terms = self.forward_loss(batch, keep_ratio)
                     self._check_step(loss, terms)
                     self.scaler.scale(loss / accumulate).backward()
                 self.progress.batch_in_epoch += 1
@@ -321,7 +326,7 @@ class StageTrainer:
                 count += 1
                 if not last_micro:
                     continue
-                self._update()
+                self.update()
                 elapsed = time.perf_counter() - started
                 rate = (self.progress.samples - seen_at_start) / max(elapsed, 1e-9)
                 means = {key: value / count for key, value in running.items()}
@@ -341,7 +346,9 @@ class StageTrainer:
                 if self.progress.update % self.recipe.train.checkpoint_every == 0:
                     self.save("last.pt")
 
-    def _update(self) -> None:
+    def update(self) -> None:
+        """One optimiser update from the accumulated gradients (clipped, scaled), then the
+        scheduler step and the position in the run."""
         optim = self.optim
         if optim.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)

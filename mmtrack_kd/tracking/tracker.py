@@ -29,13 +29,13 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence as SequenceOf, get_args
+from typing import Any, Callable, Literal, NamedTuple, Sequence as SequenceOf, get_args
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmtrack_kd.checkpoints import RunCheckpoint, load_model
+from mmtrack_kd.checkpoints import ModalityEntry, RunCheckpoint, load_model
 from mmtrack_kd.data.crop import CropSettings, clip_box, crop_frames, crop_window, map_box_back
 from mmtrack_kd.data.modality import ModalityAdapter
 from mmtrack_kd.data.sequence import Sequence
@@ -213,15 +213,16 @@ class Tracker:
     ) -> "Tracker":
         """A tracker from one mmtrack-kd checkpoint file: model, adapters and crop geometry.
 
-        The checkpoint's ``modalities`` entry (``[{"name", "options"}, ...]``, RGB first) names
-        the adapters, built from ``registry`` (the installed plugins by default) with their
-        saved options; ``crop`` gives sizes and factors. Problems raise
+        The checkpoint's ``modalities`` entries (RGB first) name the adapters, built from
+        ``registry`` (the installed plugins by default) with their saved options; ``crop`` gives
+        sizes and factors. Problems raise
         :class:`~mmtrack_kd.errors.CheckpointError` naming the file.
         """
         model, saved = load_model(path)
         registry = registry if registry is not None else default_registry()
         adapters = adapters_from_checkpoint(saved, model.num_modalities, registry, str(path))
-        return cls(model, adapters, CropSettings.for_model(model, saved.crop), device, settings)
+        crop = saved.crop if saved.crop is not None else CropSettings.for_model(model)
+        return cls(model, adapters, crop, device, settings)
 
     # -- tracking -----------------------------------------------------------------------------
 
@@ -327,26 +328,26 @@ def adapters_from_checkpoint(
     entries = checkpoint.modalities
     if entries is None:
         if num_modalities == 1:
-            entries = [{"name": "rgb", "options": {}}]
+            entries = [ModalityEntry("rgb")]
         else:
             raise CheckpointError(
                 f"checkpoint {source}: no 'modalities' entry, so the auxiliary modality (and its "
                 "options) is unknown; use a checkpoint written by `mmtrack-kd train`"
             )
     if len(entries) != num_modalities:
-        names = ", ".join(str(e["name"]) for e in entries)
+        names = ", ".join(entry.name for entry in entries)
         raise CheckpointError(
             f"checkpoint {source}: {len(entries)} modalities ({names}) for a model of {num_modalities}"
         )
     adapters = []
     for index, entry in enumerate(entries):
-        name = str(entry["name"])
+        name = entry.name
         try:
             cls = registry.modality(name)
         except PluginError as error:
             raise CheckpointError(f"checkpoint {source}: modality {name!r} needs a plugin: {error}") from None
         try:
-            adapters.append(cls(cls.Options(**dict(entry.get("options") or {}))))
+            adapters.append(cls(cls.Options(**entry.options)))
         except Exception as error:  # pydantic's ValidationError, or an options model's own check
             raise CheckpointError(
                 f"checkpoint {source}: modalities.{index} ({name}) options do not validate: {error}"

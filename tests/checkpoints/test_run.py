@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from mmtrack_kd.checkpoints import RunCheckpoint, RunPosition, load_model, load_pretrained, save_model
+from mmtrack_kd.checkpoints import ModalityEntry, RunCheckpoint, RunPosition, load_model, load_pretrained, save_model
+from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.errors import CheckpointError
 from mmtrack_kd.models import OneStreamStudent, TwoStreamTeacher
 
@@ -51,6 +53,8 @@ def test_a_file_written_before_the_typed_checkpoint_reads_and_writes_the_same_en
     raw = torch.load(SHIPPED_TEACHER, map_location="cpu", weights_only=True)
     checkpoint = RunCheckpoint.read(SHIPPED_TEACHER)
     assert checkpoint.version == 1 and checkpoint.stage == "teacher" and checkpoint.extra == {}
+    assert [entry.name for entry in checkpoint.modalities] == ["rgb", "thermal"]
+    assert checkpoint.crop == CropSettings.for_model(SimpleNamespace(config=checkpoint.model_config))
     assert isinstance(checkpoint.progress, RunPosition) and checkpoint.missing_for_resume == [
         "optimizer", "scheduler", "scaler", "rng"]
     payload = checkpoint.to_payload()
@@ -69,22 +73,39 @@ def test_a_run_checkpoint_round_trips_every_entry(tmp_path, tiny, random_weights
     student = random_weights(OneStreamStudent(**tiny))
     position = RunPosition(epoch=2, batch_in_epoch=1, update=7, samples=56, best_val=math.inf)
     saved = RunCheckpoint.of_model(student, version=1, stage="student", progress=position,
-                                   modalities=[{"name": "rgb", "options": {}}], optimizer={"state": {}},
-                                   rng={"torch": torch.get_rng_state()}, note="kept")
+                                   modalities=[ModalityEntry("rgb")], crop=CropSettings(32, 64, 2.0, 5.0, 16),
+                                   optimizer={"state": {}}, rng={"torch": torch.get_rng_state()}, note="kept")
     path = saved.save(tmp_path / "run" / "last.pt")
     assert not list(path.parent.glob(".*.tmp"))  # the temporary file was renamed, not left over
     raw = torch.load(path, weights_only=True)
     assert list(raw) == ["format", "version", "kind", "stage", "model_config", "model", "modalities",
-                         "progress", "optimizer", "rng", "note"]
+                         "crop", "progress", "optimizer", "rng", "note"]
+    # the typed entries are plain dicts on disk
+    assert raw["modalities"] == [{"name": "rgb", "options": {}}]
+    assert raw["crop"] == {"template_size": 32, "search_size": 64, "template_factor": 2.0, "search_factor": 5.0}
     read = RunCheckpoint.read(path)
     assert read.progress == position and read.extra == {"note": "kept"}
+    assert read.modalities == [ModalityEntry("rgb")] and read.crop == CropSettings(32, 64, 2.0, 5.0, 16)
     assert read.missing_for_resume == ["scheduler", "scaler"]
+
+
+def test_a_crop_entry_lacking_keys_takes_them_from_the_model_config(tmp_path, tiny):
+    """Sizes and the patch come from ``model_config`` and factors default to OSTrack's where the
+    entry lacks them (or holds None)."""
+    student = OneStreamStudent(**tiny)
+    payload = {**RunCheckpoint.of_model(student).to_payload(), "crop": {"search_factor": 5.0, "template_factor": None}}
+    torch.save(payload, tmp_path / "partial.pt")
+    config = student.config
+    assert RunCheckpoint.read(tmp_path / "partial.pt").crop == CropSettings(
+        config["template_size"], config["search_size"], 2.0, 5.0, config["patch_size"])
 
 
 def test_wrongly_typed_entries_name_the_file_and_the_entry(tmp_path, tiny):
     payload = RunCheckpoint.of_model(OneStreamStudent(**tiny)).to_payload()
     for entry, value, message in (("crop", [1, 2], "'crop' is a list, not a mapping"),
+                                  ("crop", {"search_size": "wide"}, "'crop' is not a crop geometry"),
                                   ("modalities", ["rgb"], "'modalities' must be a list"),
+                                  ("modalities", [{"name": "rgb", "options": 1}], "'modalities' must be a list"),
                                   ("progress", {"epochs": 1}, "'progress' is not a run position")):
         path = tmp_path / f"{entry}.pt"
         torch.save({**payload, entry: value}, path)

@@ -157,14 +157,13 @@ def test_clip_box_keeps_box_inside():
     np.testing.assert_allclose(clip_box([95, 95, 30, 30], 100, 100, margin=10), [90, 90, 10, 10])
 
 
-def test_one_crop_geometry_from_a_recipe_or_a_model_and_checkpoint():
-    """Training takes the crops from the recipe's model section; tracking from the model's
-    config and the checkpoint's ``crop`` entry: the same class, the same values."""
+def test_one_crop_geometry_from_a_recipe_or_a_model():
+    """Training takes the crops from the recipe's model section; tracking from the checkpoint's
+    ``crop`` entry, or from the model's config without one: the same class, the same values."""
     recipe_model = ModelConfig(template_size=32, search_size=64, search_factor=5.0,
                                backbone=BackboneConfig(patch_size=8))
     from_recipe = CropSettings.from_recipe(recipe_model)
     assert from_recipe == CropSettings(32, 64, 2.0, 5.0, patch_size=8)
     assert from_recipe.feat_size == 8
     model = SimpleNamespace(config={"template_size": 32, "search_size": 64, "patch_size": 8})
-    assert CropSettings.for_model(model, {"search_factor": 5.0, "template_factor": None}) == from_recipe
     assert CropSettings.for_model(model) == CropSettings(32, 64, 2.0, 4.0, patch_size=8)

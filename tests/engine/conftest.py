@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmtrack_kd.checkpoints import read_file
+from mmtrack_kd.checkpoints import RunCheckpoint
 from mmtrack_kd.recipe import validate_recipe
 
 SYNTHETIC = dict(name="synthetic", layout="lasher", n_train=4, n_test=2, frames=24, width=128,
@@ -55,4 +55,4 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    return read_file(path)["model"]
+    return RunCheckpoint.read(path).model

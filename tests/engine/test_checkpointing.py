@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from mmtrack_kd.checkpoints import read_file
+from mmtrack_kd.checkpoints import RunCheckpoint
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.engine.stages import unwrap
 from mmtrack_kd.engine.trainer import StageTrainer, TrainingStopped
@@ -41,10 +41,11 @@ def test_a_kill_between_best_and_last_is_recovered_on_resume(synthetic_root, tmp
     monkeypatch.undo()
     train(recipe, stage="teacher", run_dir=tmp_path / "run", resume=True)
     for name in ("best.pt", "last.pt"):
-        expected, got = read_file(straight / "teacher" / name), read_file(tmp_path / "run" / "teacher" / name)
-        assert expected["progress"] == got["progress"], name
-        for key in expected["model"]:
-            assert torch.equal(expected["model"][key], got["model"][key]), (name, key)
+        expected = RunCheckpoint.read(straight / "teacher" / name)
+        got = RunCheckpoint.read(tmp_path / "run" / "teacher" / name)
+        assert expected.progress == got.progress, name
+        for key in expected.model:
+            assert torch.equal(expected.model[key], got.model[key]), (name, key)
 
 
 @pytest.mark.slow
@@ -52,7 +53,7 @@ def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoin
     """The loss of the update that breaks the weights is still finite; the checkpoint after it
     is refused, and the one named as last good holds finite tensors only."""
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def poisoning_update(self):
         original(self)
@@ -63,15 +64,15 @@ def test_weights_that_turn_non_finite_are_never_saved_as_the_last_good_checkpoin
     def unwrap_model(trainer):
         return unwrap(trainer.model)
 
-    monkeypatch.setattr(StageTrainer, "_update", poisoning_update)
+    monkeypatch.setattr(StageTrainer, "update", poisoning_update)
     with pytest.raises(TrainingStopped) as error:
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
     message = str(error.value)
     last = tmp_path / "run" / "teacher" / "last.pt"
     assert "non-finite" in message and f"Last good checkpoint: {last}" in message
-    state = read_file(last)
-    assert state["progress"]["update"] == 2
-    assert all(torch.isfinite(value).all() for value in state["model"].values() if value.is_floating_point())
+    state = RunCheckpoint.read(last)
+    assert state.progress.update == 2
+    assert all(torch.isfinite(value).all() for value in state.model.values() if value.is_floating_point())
 
 @pytest.mark.slow
 def test_resume_from_a_weights_only_checkpoint_is_a_clear_error(synthetic_root, tmp_path):

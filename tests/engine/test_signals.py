@@ -14,7 +14,7 @@ import torch
 import yaml
 
 import mmtrack_kd.engine.trainer as trainer_module
-from mmtrack_kd.checkpoints import read_file
+from mmtrack_kd.checkpoints import RunCheckpoint
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.engine.trainer import StageTrainer
 from mmtrack_kd.recipe import validate_recipe
@@ -28,21 +28,21 @@ def test_sigterm_stops_at_the_next_micro_batch_and_saves_the_last_update(synthet
     the next micro-batch's backward; last.pt holds update 3, and the handlers are restored."""
 
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 50}))
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def signal_after_update_3(self):
         original(self)
         if self.progress.update == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(StageTrainer, "_update", signal_after_update_3)
+    monkeypatch.setattr(StageTrainer, "update", signal_after_update_3)
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
-    saved = read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]
-    assert saved["update"] == 3 and not saved["finished"]
-    assert saved["samples"] == 3 * 4 and saved["batch_in_epoch"] == 3
+    saved = RunCheckpoint.read(tmp_path / "run" / "teacher" / "last.pt").progress
+    assert saved.update == 3 and not saved.finished
+    assert saved.samples == 3 * 4 and saved.batch_in_epoch == 3
 
 
 @pytest.mark.slow
@@ -62,7 +62,7 @@ def test_a_signal_during_the_final_save_stops_before_the_next_stage(synthetic_ro
     monkeypatch.setattr(StageTrainer, "save", signal_during_the_final_save)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, run_dir=tmp_path / "run")
-    assert read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]["finished"]
+    assert RunCheckpoint.read(tmp_path / "run" / "teacher" / "last.pt").progress.finished
     assert not (tmp_path / "run" / "student").exists()
 
 
@@ -82,11 +82,11 @@ def test_a_signal_during_validation_stops_there_with_the_last_update(synthetic_r
     monkeypatch.setattr(StageTrainer, "validate", signal_while_validating)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
-    saved = read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]
-    assert saved["update"] == 4 and saved["epoch"] == 0 and not saved["finished"]
+    saved = RunCheckpoint.read(tmp_path / "run" / "teacher" / "last.pt").progress
+    assert saved.update == 4 and saved.epoch == 0 and not saved.finished
     monkeypatch.setattr(StageTrainer, "validate", original)
     train(recipe, stage="teacher", run_dir=tmp_path / "run", resume=True)
-    assert read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]["update"] == 8
+    assert RunCheckpoint.read(tmp_path / "run" / "teacher" / "last.pt").progress.update == 8
 
 
 def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_root, tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_
     one written at the last checkpoint (checkpoint_every: 2 updates)."""
 
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path, **{"teacher.optim.epochs": 50}))
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def two_signals_in_update_3(self):
         if self.progress.update == 2:
@@ -102,11 +102,11 @@ def test_a_second_signal_stops_at_once_and_keeps_the_saved_checkpoint(synthetic_
             os.kill(os.getpid(), signal.SIGTERM)  # ... and this one stops here, mid-update
         original(self)
 
-    monkeypatch.setattr(StageTrainer, "_update", two_signals_in_update_3)
+    monkeypatch.setattr(StageTrainer, "update", two_signals_in_update_3)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "run")
-    saved = read_file(tmp_path / "run" / "teacher" / "last.pt")["progress"]
-    assert saved["update"] == 2 and not saved["finished"]
+    saved = RunCheckpoint.read(tmp_path / "run" / "teacher" / "last.pt").progress
+    assert saved.update == 2 and not saved.finished
 
 
 @pytest.mark.slow
@@ -149,9 +149,9 @@ def test_sigterm_with_loader_workers_saves_and_exits_cleanly(synthetic_root, tmp
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert "interrupted" in stderr
-    saved = read_file(last)["progress"]
-    assert saved["update"] >= 2 and not saved["finished"]
-    assert saved["samples"] == saved["update"] * 4
+    saved = RunCheckpoint.read(last).progress
+    assert saved.update >= 2 and not saved.finished
+    assert saved.samples == saved.update * 4
 
 # -- signals at any point resume bit-identically; the run folder is never lost --------------
 
@@ -167,9 +167,9 @@ def _straight_run(recipe, root: Path, accumulate: int) -> Path:
 
 def _full_state(path: Path) -> dict[str, torch.Tensor]:
     """Weights, buffers (BatchNorm statistics and counters) and optimiser state of a checkpoint."""
-    state = read_file(path)
-    out = {f"model.{key}": value for key, value in state["model"].items()}
-    for index, values in state["optimizer"]["state"].items():
+    state = RunCheckpoint.read(path)
+    out = {f"model.{key}": value for key, value in state.model.items()}
+    for index, values in state.optimizer["state"].items():
         out.update({f"optimizer.{index}.{key}": value for key, value in values.items()
                     if isinstance(value, torch.Tensor)})
     return out
@@ -223,7 +223,7 @@ def test_a_signal_at_any_point_resumes_bit_identically(synthetic_root, tmp_path_
         monkeypatch.setattr(StageTrainer, "_check_stop", remember)
         monkeypatch.setattr(trainer_module, "to_device", moved)
     elif point in ("after_forward", "during_update"):
-        original_forward = StageTrainer._forward_loss
+        original_forward = StageTrainer.forward_loss
 
         def forward(self, batch, keep_ratio):
             result = original_forward(self, batch, keep_ratio)
@@ -236,7 +236,7 @@ def test_a_signal_at_any_point_resumes_bit_identically(synthetic_root, tmp_path_
                     fire(self)
             return result
 
-        monkeypatch.setattr(StageTrainer, "_forward_loss", forward)
+        monkeypatch.setattr(StageTrainer, "forward_loss", forward)
     else:
         original_validate = StageTrainer.validate
 

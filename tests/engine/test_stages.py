@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from mmtrack_kd.checkpoints import load_model
-from mmtrack_kd.engine.build import model_config
-from mmtrack_kd.engine.run import train
-from mmtrack_kd.engine.stages import keep_ratio_at
+from mmtrack_kd.engine.run import teacher_for_stage, train
+from mmtrack_kd.engine.stages import StudentStage, TeacherStage, keep_ratio_at
 from mmtrack_kd.engine.trainer import StageTrainer, to_device
 from mmtrack_kd.errors import CheckpointError, MmtrackError
 from mmtrack_kd.models import build_model
@@ -45,7 +44,7 @@ def test_rgb_only_baseline_takes_an_ostrack_file_whole_or_not_at_all(synthetic_r
 def test_recipe_builds_an_mplt_compatible_teacher(synthetic_root, tmp_path):
     data = recipe_data(synthetic_root, tmp_path, **{"teacher.prompter": {"mplt_compat": True},
                                                     "model.fusion": "conv"})
-    kind, config = model_config(validate_recipe(data), "teacher", 3)
+    kind, config = TeacherStage(validate_recipe(data)).model_config(3)
     assert kind == "teacher" and config["mplt_compat"] is True and config["fusion"] == "conv"
 
 
@@ -78,7 +77,7 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     teacher_path = folder / "teacher" / "best.pt"
     teacher = weights(teacher_path)
     trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(), teacher_checkpoint=teacher_path)
-    trainer._build()
+    trainer.build()
     assert trainer.training_stage.pairs == pairs
     student = trainer.model.state_dict()
     blocks = recipe.student.shape.resolve_blocks(2)
@@ -88,11 +87,11 @@ def test_a_shaped_student_starts_from_its_teacher_blocks_and_distils(synthetic_r
     samples = [trainer.train_set[index] for index in range(4)]
     batch = to_device(torch.utils.data.default_collate(samples), trainer.ctx.device)
     trainer.model.train()
-    loss, terms = trainer._forward_loss(batch, None)
+    loss, terms = trainer.forward_loss(batch, None)
     assert sorted(k for k in terms if k.startswith("feature/")) == [f"feature/layer{s}" for s, _ in pairs]
     assert terms["feature"] > 0 and terms["response"] > 0
     loss.backward()
-    trainer._update()
+    trainer.update()
     # the whole stage runs, and the checkpoint rebuilds the shaped student
     folder = train(recipe, stage="student", teacher=teacher_path, run_dir=tmp_path / "run")
     model, info = load_model(folder / "student" / "best.pt")
@@ -133,7 +132,7 @@ def test_candidate_elimination_template_range_is_a_recipe_option(synthetic_root,
     for template_range in ("centre", "all"):
         data = recipe_data(synthetic_root, tmp_path, **{"student.candidate_elimination": {
             "enabled": True, "layers": [0], "ramp_epochs": [0, 1], "template_range": template_range}})
-        kind, config = model_config(validate_recipe(data), "student", 3)
+        kind, config = StudentStage(validate_recipe(data)).model_config(3)
         assert config["ce_template_range"] == template_range
         assert build_model(kind, config).config["ce_template_range"] == template_range
     with pytest.raises(MmtrackError, match="template_range"):
@@ -149,7 +148,33 @@ def test_a_student_initialised_from_its_teacher_is_a_normal_event(synthetic_root
     trainer = StageTrainer(recipe, "student", tmp_path / "student", DistributedContext(),
                            teacher_checkpoint=folder / "teacher" / "best.pt")
     with caplog.at_level(logging.INFO):
-        trainer._build()
+        trainer.build()
     [record] = [r for r in caplog.records if "initialised from" in r.getMessage()]
     assert record.levelno == logging.INFO
     assert "unused" in record.getMessage() or "prompt" in record.getMessage()
+
+
+@pytest.mark.parametrize("changes, needs", [
+    ({}, True),                                                       # distils
+    ({"distill.feature.weight": 0.0, "distill.response.weight": 0.0,
+      "student.init": "none"}, False),                                # FOST from scratch
+    ({"distill.feature.weight": 0.0, "distill.response.weight": 0.0}, True),  # starts from it
+    ({"student.single_modality": True}, False),                       # OSTrack
+])
+def test_a_stage_says_what_it_reads_and_whether_it_needs_a_teacher(tmp_path, changes, needs):
+    recipe = validate_recipe(recipe_data(tmp_path / "data", tmp_path / "runs", **changes))
+    teacher, student = TeacherStage(recipe), StudentStage(recipe)
+    assert (teacher.takes_teacher, teacher.needs_teacher, teacher.aux_modality) == (False, False, "thermal")
+    assert student.takes_teacher and student.needs_teacher is needs
+    single = recipe.student.single_modality
+    assert student.aux_modality == ("rgb" if single else "thermal")
+    assert student.model_config(3)[1]["num_modalities"] == (1 if single else 2)
+    # the run's own teacher is looked up only when the stage needs one; --teacher is checked
+    assert teacher_for_stage(teacher, tmp_path, tmp_path / "given.pt") is None
+    if needs:
+        with pytest.raises(MmtrackError, match="student stage needs a teacher checkpoint"):
+            teacher_for_stage(student, tmp_path, None)
+    else:
+        assert teacher_for_stage(student, tmp_path, None) is None
+    with pytest.raises(MmtrackError, match="--teacher .*given.pt does not exist"):
+        teacher_for_stage(student, tmp_path, tmp_path / "given.pt")

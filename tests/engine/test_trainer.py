@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from mmtrack_kd.checkpoints import read_file
+from mmtrack_kd.checkpoints import RunCheckpoint
 from mmtrack_kd.engine.losses import TrackingLoss
 from mmtrack_kd.engine.run import train
 from mmtrack_kd.engine.trainer import StageTrainer, TrainingStopped, to_device
@@ -31,16 +31,16 @@ def test_a_few_updates_lower_the_loss_for_teacher_and_student(synthetic_root, tm
     for stage in ("teacher", "student"):
         trainer = StageTrainer(recipe, stage, tmp_path / f"overfit-{stage}", DistributedContext(),
                                teacher_checkpoint=teacher_path if stage == "student" else None)
-        trainer._build()
+        trainer.build()
         samples = [trainer.train_set[index] for index in range(4)]
         batch = to_device(torch.utils.data.default_collate(samples), trainer.ctx.device)
         trainer.model.train()
-        first = trainer._forward_loss(batch, None)[0].detach()
+        first = trainer.forward_loss(batch, None)[0].detach()
         for _ in range(12):
-            loss, terms = trainer._forward_loss(batch, None)
+            loss, terms = trainer.forward_loss(batch, None)
             loss.backward()
-            trainer._update()
-        last, terms = trainer._forward_loss(batch, None)
+            trainer.update()
+        last, terms = trainer.forward_loss(batch, None)
         last = last.detach()
         assert float(last) < 0.7 * float(first), (stage, float(first), float(last), terms)
         if stage == "student":
@@ -52,20 +52,20 @@ def test_resume_after_interruption_gives_bit_identical_weights(synthetic_root, t
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path))
     straight = train(recipe, stage="teacher", run_dir=tmp_path / "straight")
 
-    original = StageTrainer._update
+    original = StageTrainer.update
 
     def interrupt_after_update_5(self):
         original(self)
         if self.progress.update == 5:  # mid-way through the second epoch
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(StageTrainer, "_update", interrupt_after_update_5)
+    monkeypatch.setattr(StageTrainer, "update", interrupt_after_update_5)
     with pytest.raises(KeyboardInterrupt):
         train(recipe, stage="teacher", run_dir=tmp_path / "resumed")
-    saved = read_file(tmp_path / "resumed" / "teacher" / "last.pt")
-    assert saved["progress"]["update"] == 5 and saved["progress"]["epoch"] == 1
-    assert not saved["progress"]["finished"]
-    monkeypatch.setattr(StageTrainer, "_update", original)
+    saved = RunCheckpoint.read(tmp_path / "resumed" / "teacher" / "last.pt").progress
+    assert saved.update == 5 and saved.epoch == 1
+    assert not saved.finished
+    monkeypatch.setattr(StageTrainer, "update", original)
     train(recipe, stage="teacher", run_dir=tmp_path / "resumed", resume=True)
 
     expected = weights(straight / "teacher" / "last.pt")
@@ -73,7 +73,7 @@ def test_resume_after_interruption_gives_bit_identical_weights(synthetic_root, t
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
-    assert read_file(tmp_path / "resumed" / "teacher" / "last.pt")["progress"]["finished"]
+    assert RunCheckpoint.read(tmp_path / "resumed" / "teacher" / "last.pt").progress.finished
 
 
 def test_a_second_run_in_the_same_folder_needs_resume(synthetic_root, tmp_path):
@@ -103,7 +103,7 @@ def test_non_finite_loss_stops_the_run_and_names_the_last_good_checkpoint(synthe
     assert "giou=nan" in message
     last = tmp_path / "run" / "teacher" / "last.pt"
     assert str(last) in message
-    assert read_file(last)["progress"]["update"] == 2  # the good state, not the diverged one
+    assert RunCheckpoint.read(last).progress.update == 2  # the good state, not the diverged one
 
 
 def test_missing_dataset_root_says_where_the_data_goes(tmp_path):
@@ -142,9 +142,9 @@ def test_fost_and_single_modality_students_run_without_a_teacher(synthetic_root,
     baseline = recipe_data(synthetic_root, tmp_path, **{"student.single_modality": True,
                                                          "student.init": "none"})
     folder = train(validate_recipe(baseline), stage="student", run_dir=tmp_path / "rgb")
-    saved = read_file(folder / "student" / "last.pt")
-    assert saved["model_config"]["num_modalities"] == 1
-    assert [entry["name"] for entry in saved["modalities"]] == ["rgb"]
+    saved = RunCheckpoint.read(folder / "student" / "last.pt")
+    assert saved.model_config["num_modalities"] == 1
+    assert [entry.name for entry in saved.modalities] == ["rgb"]
 
 
 def _free_port() -> int:

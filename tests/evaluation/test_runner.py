@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmtrack_kd.checkpoints import VERSION, ModalityEntry, RunCheckpoint, RunPosition, save_model
+from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.data.results_io import (
     otb_result_path,
     read_otb_result,
@@ -37,20 +39,13 @@ AUX = {"lasher": "thermal", "depthtrack": "depth"}
 
 
 def write_checkpoint(path: Path, kind: str = "student", aux: str = "thermal", seed: int = 0) -> Path:
-    """A tiny model's checkpoint in the trainer's payload format."""
+    """A tiny model's checkpoint with the entries the trainer writes."""
     torch.manual_seed(seed)
     model = build_model(kind, dict(TINY_MODEL))
-    payload = {
-        "format": "mmtrack-kd", "version": 1, "kind": kind, "stage": kind,
-        "model_config": dict(model.config), "model": model.state_dict(),
-        "modalities": [{"name": "rgb", "options": {}}, {"name": aux, "options": {}}],
-        "crop": {"template_size": 32, "search_size": 64, "template_factor": 2.0,
-                 "search_factor": 4.0},
-        "progress": {"epoch": 1}, "recipe": {},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-    return path
+    return save_model(model, path, version=VERSION, stage=kind,
+                      modalities=[ModalityEntry("rgb"), ModalityEntry(aux)],
+                      crop=CropSettings(32, 64, 2.0, 4.0, patch_size=16),
+                      progress=RunPosition(epoch=1), recipe={})
 
 
 def synthetic(root: Path, layout: str):
@@ -420,8 +415,8 @@ def test_a_bad_checkpoint_with_several_workers_is_one_message(tmp_path, lasher_d
     from mmtrack_kd.errors import CheckpointError
 
     path = write_checkpoint(tmp_path / "nan.pt")
-    state = torch.load(path, weights_only=True)
-    state["model"]["fusion.reduce.weight"][0, 0] = float("nan")
-    torch.save(state, path)
+    state = RunCheckpoint.read(path)
+    state.model["fusion.reduce.weight"][0, 0] = float("nan")
+    state.save(path)
     with pytest.raises(CheckpointError, match=r"nan.pt: 1 of \d+ tensors hold NaN or inf.*fusion.reduce.weight"):
         evaluate_checkpoint(path, [("synthetic", lasher_data)], tmp_path / "out", workers=2, progress=False)

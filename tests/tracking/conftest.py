@@ -15,6 +15,8 @@ import modality_adapters.depth
 import modality_adapters.event
 import modality_adapters.rgb
 import modality_adapters.thermal
+from mmtrack_kd.checkpoints import VERSION, ModalityEntry, RunPosition, save_model
+from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.models import build_model
 from mmtrack_kd.plugins import Registry, load_registry
 
@@ -44,7 +46,7 @@ MakeCheckpoint = Callable[..., Path]
 
 @pytest.fixture
 def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
-    """Write a tiny model's checkpoint as the trainer's ``_payload`` lays it out.
+    """Write a tiny model's checkpoint with the entries the trainer writes.
 
     ``make_checkpoint(kind="student", aux="thermal", aux_options={}, **config)``; ``aux=None``
     (or ``num_modalities=1``) writes a single-modality student.
@@ -57,30 +59,12 @@ def make_checkpoint(tmp_path: Path) -> MakeCheckpoint:
             config["num_modalities"] = 1
         torch.manual_seed(0)
         model = build_model(kind, config)
-        modalities = [{"name": "rgb", "options": {}}]
+        modalities = [ModalityEntry("rgb")]
         if model.num_modalities == 2:
-            modalities.append({"name": aux, "options": aux_options or {}})
-        payload = {
-            "format": "mmtrack-kd",
-            "version": 1,
-            "kind": kind,
-            "stage": kind,
-            "model_config": dict(model.config),
-            "model": model.state_dict(),
-            "modalities": modalities,
-            "crop": {
-                "template_size": config["template_size"],
-                "search_size": config["search_size"],
-                "template_factor": 2.0,
-                "search_factor": 4.0,
-            },
-            "progress": {"epoch": 1},
-            "recipe": {},
-        }
+            modalities.append(ModalityEntry(aux, aux_options or {}))
         path = tmp_path / "checkpoints" / (name or f"{kind}-{model.num_modalities}.pt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(payload, path)
-        return path
+        return save_model(model, path, version=VERSION, stage=kind, modalities=modalities,
+                          crop=CropSettings.for_model(model), progress=RunPosition(epoch=1), recipe={})
 
     return make
 

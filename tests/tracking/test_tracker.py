@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from mmtrack_kd.checkpoints import RunCheckpoint
 from mmtrack_kd.data.crop import CropSettings
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import CheckpointError, DataError, MmtrackError
@@ -185,9 +186,9 @@ def test_from_checkpoint_takes_the_saved_adapter_options(make_checkpoint, regist
 
 def test_checkpoint_without_modalities_is_refused_for_two_streams(make_checkpoint, registry) -> None:
     path = make_checkpoint()
-    payload = torch.load(path, weights_only=True)
-    del payload["modalities"]
-    torch.save(payload, path)
+    saved = RunCheckpoint.read(path)
+    saved.modalities = None
+    saved.save(path)
     with pytest.raises(CheckpointError, match=str(path).replace("\\", "\\\\")):
         Tracker.from_checkpoint(path, registry=registry)
 
