@@ -25,7 +25,8 @@ from mmtrack_kd import __version__
 from mmtrack_kd.console import console, error_console, setup_logging
 from mmtrack_kd.errors import MmtrackError, NotAvailableError, PluginError
 from mmtrack_kd.plugins import PLUGINS_VARIABLE, Command, Registry, default_registry
-from mmtrack_kd.recipe import dump_recipe, load_recipe, parse_override
+from mmtrack_kd.recipe import dump_recipe, load_recipe
+from mmtrack_kd.recipe_yaml import parse_override
 
 Handler = Callable[[argparse.Namespace], int | None]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mmtrack_kd.errors import RecipeError
-from mmtrack_kd.recipe import apply_override, dump_recipe, load_recipe, parse_override, parse_yaml
+from mmtrack_kd.recipe import dump_recipe, load_recipe
+from mmtrack_kd.recipe_yaml import apply_override, parse_override, parse_yaml
 from tests.recipe_plugins import toy_registry
 
 GOOD = """

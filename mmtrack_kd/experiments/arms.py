@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import Field, ValidationError
 
 from mmtrack_kd.errors import MmtrackError, RecipeError
-from mmtrack_kd.recipe import Section, parse_yaml, validation_problems
+from mmtrack_kd.recipe import Section, validation_problems
+from mmtrack_kd.recipe_yaml import parse_yaml
 
 #: Default arms table.
 DEFAULT_ARMS = Path("recipes/experiments/arms.yaml")

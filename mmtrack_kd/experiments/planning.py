@@ -20,7 +20,8 @@ from typing import Any
 from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.experiments.arms import GROUP_ORDER, Arm, ArmsTable, Modality, load_arms
 from mmtrack_kd.plugins import default_registry
-from mmtrack_kd.recipe import Recipe, apply_override, dump_recipe, parse_override, parse_yaml, validate_recipe
+from mmtrack_kd.recipe import Recipe, dump_recipe, validate_recipe
+from mmtrack_kd.recipe_yaml import apply_override, parse_override, parse_yaml
 
 #: Overrides of the reduced (CI) setting: a tiny model, tiny data, a handful of steps.
 REDUCED_SET = [

@@ -12,7 +12,7 @@ from mmtrack_kd.experiments.arms import ArmsTable, load_arms
 from mmtrack_kd.experiments.claims import CLAIMS
 from mmtrack_kd.experiments.planning import plan_jobs, write_recipes
 from mmtrack_kd.experiments.report import PAPER_TABLES
-from mmtrack_kd.recipe import parse_override
+from mmtrack_kd.recipe_yaml import parse_override
 
 SHIPPED = Path(__file__).resolve().parents[2] / "recipes" / "experiments"
 
