@@ -101,9 +101,13 @@ def cmd_recipe_show(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the recipe's stages."""
+    from mmtrack_kd.engine.launch import launch_training, launched_by_torchrun, processes_to_start
     from mmtrack_kd.engine.run import train
 
     recipe = load_recipe(args.recipe, args.overrides)
+    processes = processes_to_start(recipe.train.processes, recipe.train.device)
+    if processes > 1 and not launched_by_torchrun():
+        return launch_training(processes, args.cli_arguments)
     folder = train(recipe, stage=args.stage, teacher=args.teacher, resume=args.resume,
                    run_dir=args.run_dir)
     console.print(f"trained {recipe.run_name}: checkpoints and metrics in {folder}")
@@ -460,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         # `experiments` hands its whole argument list to its own parser (mmtrack_kd.experiments.command).
         args, unknown = parser.parse_known_args(argv)
+        # as given, for `train` to start its own processes with the same command line
+        args.cli_arguments = list(sys.argv[1:] if argv is None else argv)
         if args.command == "experiments":
             args.arguments = list(args.arguments) + unknown
         elif unknown:

@@ -420,6 +420,16 @@ class TrainConfig(Section):
         default_factory=lambda: ["teacher", "student"]
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    processes: int = Field(
+        1,
+        ge=1,
+        description="Training processes on this machine (DistributedDataParallel over gloo on "
+        "CPUs, each with an equal share of the cores; on CUDA at most one per GPU). Above 1, "
+        "`mmtrack-kd train` starts them itself through torchrun's launcher; under an outer "
+        "torchrun its process count wins. On a CPU, processes of one thread each beat one "
+        "process of several threads for small models (thread barriers cost more than their "
+        "small matrix products gain). The batch sizes are global: they must divide by it.",
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on CUDA when supported, fp32 on CPU."
     )
@@ -495,6 +505,12 @@ class Recipe(Section):
             errors.append((("student", "candidate_elimination", "enabled"),
                            "candidate elimination needs the plain token layout (student.shape."
                            "fuse_after 0 and aux_pool 1)"))
+        for stage in ("teacher", "student"):
+            optim = getattr(self, stage).optim
+            if optim.batch_size % (self.train.processes * optim.accumulate):
+                errors.append(((stage, "optim", "batch_size"), f"{optim.batch_size} is the global batch; "
+                               f"it must divide by train.processes {self.train.processes} x "
+                               f"{stage}.optim.accumulate {optim.accumulate}"))
         epochs = self.student.optim.epochs
         start, end = elimination.ramp_epochs
         if elimination.enabled and elimination.keep_ratio < 1 and (end > epochs or start > end):

@@ -127,6 +127,19 @@ def test_an_elimination_ramp_beyond_the_student_epochs_is_refused(tmp_path, regi
                 registry=registry)
 
 
+def test_a_global_batch_that_the_processes_cannot_share_is_refused_at_its_key(tmp_path, registry):
+    # default batch 24: 3 processes share it, 5 cannot; the student's accumulate counts too
+    load_recipe(write(tmp_path, GOOD), ["train.processes=3"], registry=registry)
+    with pytest.raises(RecipeError) as error:
+        load_recipe(write(tmp_path, GOOD), ["train.processes=5", "student.optim.batch_size=16",
+                                            "student.optim.accumulate=2"], registry=registry)
+    found = problems(error)
+    assert "must divide by train.processes 5" in found["teacher.optim.batch_size"]
+    assert "train.processes 5 x student.optim.accumulate 2" in found["student.optim.batch_size"]
+    with pytest.raises(RecipeError, match="train.processes"):
+        load_recipe(write(tmp_path, GOOD), ["train.processes=0"], registry=registry)
+
+
 def test_a_union_key_is_one_problem_at_the_recipe_path(tmp_path, registry):
     with pytest.raises(RecipeError) as error:
         load_recipe(write(tmp_path, GOOD.replace("layers: [2, 4]", "layers: odd")), registry=registry)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -159,6 +160,10 @@ class StageTrainer:
         if self.ctx.enabled:
             ddp_args = {"device_ids": [self.ctx.local_rank]} if self.ctx.device.type == "cuda" else {}
             self.model = DistributedDataParallel(self.model, **ddp_args)
+            # The head's 1x1 convolutions see a token map in channels-last strides, so their
+            # weight gradients come in that layout and DDP copies them into its bucket (a few
+            # hundred numbers). Harmless, and a warning per process on every run would say otherwise.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         self.optimizer = build_optimizer(unwrap(self.model), self.optim)
         self.scheduler = build_scheduler(self.optimizer, self.updates_per_epoch, self.optim)
         self.scaler = torch.amp.GradScaler(

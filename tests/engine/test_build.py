@@ -102,6 +102,26 @@ def test_smoke_recipes_are_small_everywhere(path):
     assert len(SMOKE) == 3
 
 
+DEMOS = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("demo-*.yaml"))
+
+
+def test_the_three_demos_differ_only_in_modality_and_data():
+    """So that `mmtrack-kd report` over the three demo runs compares modalities, not settings;
+    and each trains in two single-thread processes that load their own samples (the fastest
+    use of 2 cores, docs/performance.md)."""
+    recipes = [load_recipe(path) for path in DEMOS]
+    assert [path.stem for path in DEMOS] == ["demo-rgbd", "demo-rgbe", "demo-rgbt"]
+    for recipe in recipes:
+        check_recipe(recipe)
+        assert recipe.train.processes == 2 and recipe.data.workers == 0
+    shared = [recipe.model_dump(exclude={"name": True, "modality": True, "data": {"train", "val"},
+                                                "evaluate": True})
+              for recipe in recipes]
+    assert shared[0] == shared[1] == shared[2]
+    layouts = {recipe.modality.name: recipe.data.train[0].options.layout for recipe in recipes}
+    assert layouts == {"depth": "depthtrack", "event": "visevent", "thermal": "lasher"}
+
+
 def test_an_override_that_the_anchored_entries_do_not_carry_is_named(tmp_path, capsys):
     """``--set data.train.0.n_train=8`` on a demo leaves the anchored val and evaluate entries
     at the old size: the recipe check says so and why (once: the generator refused the root

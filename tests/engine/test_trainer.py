@@ -193,6 +193,23 @@ def test_two_process_gloo_run_equals_one_process_with_the_same_global_batch(synt
     again = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert again.returncode != 0 and "pass --resume" in again.stderr, again.stderr[-3000:]
 
+    # `train.processes: 2` in the recipe: `mmtrack-kd train` starts the two processes itself and
+    # trains exactly what the torchrun command line trained.
+    launched = [sys.executable, "-m", "mmtrack_kd", "train", str(recipe_file), "--stage", "teacher",
+                "--run-dir", str(tmp_path / "self"), "--set", "train.processes=2"]
+    result = subprocess.run(launched, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training in 2 processes" in result.stdout + result.stderr
+    self_launched = weights(tmp_path / "self" / "teacher" / "last.pt")
+    assert self_launched.keys() == two.keys()
+    for key in two:
+        assert torch.equal(self_launched[key], two[key]), key
+    # A process that refuses says why in one line, and the launcher names it: no traceback.
+    again = subprocess.run(launched, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode != 0, again.stderr[-3000:]
+    assert "pass --resume" in again.stderr and "training process" in again.stderr, again.stderr[-3000:]
+    assert "Traceback" not in again.stderr, again.stderr[-3000:]
+
 @pytest.mark.slow
 def test_a_refused_run_leaves_the_run_folder_as_it_was(synthetic_root, tmp_path):
     """A fresh start over an existing run, or a --resume that does not fit, is refused before
