@@ -14,6 +14,7 @@ import argparse
 import errno
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -110,7 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return launch_training(processes, args.cli_arguments)
     folder = train(recipe, stage=args.stage, teacher=args.teacher, resume=args.resume,
                    run_dir=args.run_dir)
-    console.print(f"trained {recipe.run_name}: checkpoints and metrics in {folder}")
+    if not launched_by_torchrun() or os.environ.get("RANK") == "0":  # said once, by the main process
+        console.print(f"trained {recipe.run_name}: checkpoints and metrics in {folder}")
     return 0
 
 
@@ -473,9 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(args.verbose, args.quiet)
         return int(args.handler(args) or 0)
     except MmtrackError as error:
-        error_console.print(
-            f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True
-        )
+        if not error.quiet:  # a quiet error was already told by another process
+            error_console.print(
+                f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True
+            )
         return error.exit_code
     except OSError as error:
         # the machine refusing a named file (permissions, a full or read-only disk) is the

@@ -18,6 +18,8 @@ class MmtrackError(Exception):
     """Base class of user-facing errors; ``str(error)`` is the whole message."""
 
     exit_code: int = 2
+    #: True when another process has already printed the reason (a refused distributed run).
+    quiet: bool = False
 
 
 class RecipeError(MmtrackError):

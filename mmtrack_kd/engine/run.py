@@ -9,13 +9,15 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+import torch.distributed
+
 from mmtrack_kd.engine.build import check_recipe
 from mmtrack_kd.engine.stages import STAGES, Stage, TrainingStage
 from mmtrack_kd.engine.trainer import StageTrainer
 from mmtrack_kd.errors import MmtrackError
 from mmtrack_kd.plugins import default_registry
 from mmtrack_kd.recipe import Recipe, dump_recipe
-from mmtrack_kd.runtime.distributed import init_distributed, shutdown_distributed
+from mmtrack_kd.runtime.distributed import DistributedContext, init_distributed, shutdown_distributed
 from mmtrack_kd.runtime.environment import write_env
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,30 @@ def check_not_started(folder: Path, stages: list[Stage], resume: bool) -> None:
         )
 
 
+class PeerRefused(MmtrackError):
+    """The main process refused the run and has said why; the other processes stop quietly."""
+
+    quiet = True
+
+
+def agree_to_start(ctx: DistributedContext, refusal: Exception | None) -> None:
+    """Tell every process whether the main process refused the run (a folder that holds one, a
+    folder that cannot be made, a lock held by another run) before the first collective of
+    training: otherwise the others go on into DistributedDataParallel's set-up and crash there
+    with a traceback when the main process exits.
+
+    Raises:
+        Exception: ``refusal`` itself on the main process; :class:`PeerRefused` on the others.
+    """
+    if ctx.enabled:
+        message = [None if refusal is None else str(refusal)]
+        torch.distributed.broadcast_object_list(message, src=0)
+        if refusal is None and message[0] is not None:
+            raise PeerRefused(f"process {ctx.rank}: the main process refused the run: {message[0]}")
+    if refusal is not None:
+        raise refusal
+
+
 def write_run_files(folder: Path, recipe: Recipe, resume: bool) -> None:
     """``recipe.yaml`` (resolved) and ``env.json``: written once the run is known to start."""
     resolved = dump_recipe(recipe)
@@ -141,10 +167,15 @@ def train(
     folder = run_folder(recipe, run_dir)
     try:
         with contextlib.ExitStack() as stack:
+            refusal = None
             if ctx.is_main:
-                make_run_folder(folder)
-                stack.enter_context(lock_run_folder(folder))
-                check_not_started(folder, stages, resume)
+                try:
+                    make_run_folder(folder)
+                    stack.enter_context(lock_run_folder(folder))
+                    check_not_started(folder, stages, resume)
+                except Exception as error:  # noqa: BLE001 -- every process must hear of it
+                    refusal = error
+            agree_to_start(ctx, refusal)
             written = False
             for current in stages:
                 teacher_path = teacher_for_stage(STAGES[current](recipe, ctx), folder, teacher)

@@ -38,3 +38,24 @@ def test_inside_torchrun_nothing_is_launched_again(monkeypatch):
     assert not launch.launched_by_torchrun()
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert launch.launched_by_torchrun()
+
+
+def test_one_process_raises_its_own_refusal_and_a_quiet_one_is_not_printed(capsys, monkeypatch):
+    """(Several processes: the torchrun test in test_trainer.py.)"""
+    from mmtrack_kd import cli
+    from mmtrack_kd.cli import main
+    from mmtrack_kd.engine.run import PeerRefused, agree_to_start
+    from mmtrack_kd.runtime.distributed import DistributedContext
+
+    agree_to_start(DistributedContext(), None)
+    with pytest.raises(MmtrackError, match="holds a run"):
+        agree_to_start(DistributedContext(), MmtrackError("runs/x/teacher already holds a run"))
+    assert PeerRefused("told by process 0").quiet and not MmtrackError("loud").quiet
+    capsys.readouterr()
+
+    def refused(args):
+        raise PeerRefused("process 1: the main process refused the run: ...")
+
+    monkeypatch.setattr(cli, "cmd_train", refused)
+    assert main(["train", "any.yaml"]) == 2
+    assert capsys.readouterr().err == ""  # process 0 has said why
