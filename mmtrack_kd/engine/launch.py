@@ -84,14 +84,17 @@ def launch_training(processes: int, cli_arguments: Sequence[str]) -> int:
         ["--standalone", f"--nproc_per_node={processes}", "--module", "mmtrack_kd",
          *cli_arguments]
     )
+    # torchrun's agent logs each process it stops or sees fail; the processes print their own
+    # reasons and the error below names the one that failed, with its exit status
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
         run(launcher)
     except ChildFailedError as failure:
         rank, first = failure.get_first_failure()
         log.debug("%s", failure)
-        # the process printed its own error (or traceback) above; this line says which one
-        raise MmtrackError(f"training process {rank} of {processes} stopped with exit status "
-                           f"{first.exitcode}; its message is above") from None
+        # the processes printed the reason above (the main one, or the one that failed)
+        raise MmtrackError(f"training stopped: process {rank} of {processes} exited with status "
+                           f"{first.exitcode} (the reason is above)") from None
     except SignalException as stop:
         # torchrun has passed the signal on: each process saved its last.pt before it stopped
         raise MmtrackError(f"training stopped by signal {stop.sigval.name}; "
