@@ -241,3 +241,43 @@ def test_an_output_dir_that_is_a_file_is_a_clear_error(synthetic_root, tmp_path)
     recipe = validate_recipe(recipe_data(synthetic_root, tmp_path / "file"))
     with pytest.raises(MmtrackError, match=r"is a file, not a folder"):
         train(recipe, stage="teacher")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_self_launched_processes_with_last_pt_saved_and_resume_continues(synthetic_root, tmp_path):
+    """Ctrl-C in a terminal signals the launcher and its processes together: each saves or
+    stops, the launcher says how to continue, and --resume continues from the saved update."""
+    import signal
+    import time
+
+    data = recipe_data(synthetic_root, tmp_path, **{"teacher.optim.samples_per_epoch": 40000,
+                                                     "train.processes": 2})
+    recipe_file = tmp_path / "long.yaml"
+    recipe_file.write_text(yaml.safe_dump(data))
+    command = [sys.executable, "-m", "mmtrack_kd", "train", str(recipe_file), "--stage", "teacher",
+               "--run-dir", str(tmp_path / "run")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    last = tmp_path / "run" / "teacher" / "last.pt"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not last.is_file() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert last.is_file(), "no checkpoint within 120 s"
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0, output[-3000:]
+    assert "continue with --resume" in output and "mmtrack-kd train ... --resume` continues it" in output
+    assert "Traceback" not in output, output[-3000:]
+    saved = RunCheckpoint.read(last).progress.update
+    assert 0 < saved < 10000
+
+    resumed = subprocess.Popen(command + ["--resume"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while RunCheckpoint.read(last).progress.update <= saved and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(resumed.pid, signal.SIGINT)
+    output, _ = resumed.communicate(timeout=120)
+    assert f"at epoch 0, update {saved}" in " ".join(output.split()), output[-3000:]
+    assert RunCheckpoint.read(last).progress.update > saved
