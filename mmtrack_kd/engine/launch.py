@@ -63,14 +63,18 @@ def launch_training(processes: int, cli_arguments: Sequence[str]) -> int:
     processes on this machine (:func:`processes_to_start` of ``train.processes``).
 
     Each process gets ``OMP_NUM_THREADS`` = its share of the cores, unless the caller set it.
-    A process that fails prints its own one-line error; this returns its exit status.
+    A process that fails prints its own one-line error.
 
     Args:
         processes: how many processes, above 1.
         cli_arguments: the whole command line after the program name, as given.
 
     Returns:
-        0 when every process finished, else the first failed process's exit status.
+        0 when every process finished.
+
+    Raises:
+        MmtrackError: naming the first process that failed and its exit status, or the signal
+            that stopped them (each process saved its ``last.pt`` first).
     """
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
