@@ -14,7 +14,6 @@ import argparse
 import errno
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -102,8 +101,9 @@ def cmd_recipe_show(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the recipe's stages."""
-    from mmtrack_kd.engine.launch import launch_training, launched_by_torchrun, processes_to_start
+    from mmtrack_kd.engine.launch import launch_training, processes_to_start
     from mmtrack_kd.engine.run import train
+    from mmtrack_kd.runtime.distributed import is_main_process, launched_by_torchrun
 
     recipe = load_recipe(args.recipe, args.overrides)
     processes = processes_to_start(recipe.train.processes, recipe.train.device)
@@ -111,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return launch_training(processes, args.cli_arguments)
     folder = train(recipe, stage=args.stage, teacher=args.teacher, resume=args.resume,
                    run_dir=args.run_dir)
-    if not launched_by_torchrun() or os.environ.get("RANK") == "0":  # said once, by the main process
+    if is_main_process():  # said once
         console.print(f"trained {recipe.run_name}: checkpoints and metrics in {folder}")
     return 0
 

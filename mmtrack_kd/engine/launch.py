@@ -21,13 +21,9 @@ from collections.abc import Sequence
 import torch
 
 from mmtrack_kd.errors import MmtrackError
+from mmtrack_kd.runtime.device import choose_device
 
 log = logging.getLogger("mmtrack_kd")
-
-
-def launched_by_torchrun() -> bool:
-    """True inside a process that torchrun (ours or the user's) started."""
-    return "WORLD_SIZE" in os.environ
 
 
 def available_cores() -> int:
@@ -47,7 +43,7 @@ def processes_to_start(processes: int, device: str) -> int:
     """How many of ``train.processes`` this machine runs: all of them on CPUs (they share the
     cores), at most one per GPU on CUDA -- so a recipe written for a 2-core CPU still runs on a
     one-GPU machine, in one process, and says so."""
-    if processes <= 1 or device == "cpu" or not torch.cuda.is_available():
+    if processes <= 1 or choose_device(device).type != "cuda":
         return processes
     gpus = torch.cuda.device_count()
     if processes > gpus:

@@ -32,6 +32,16 @@ class DistributedContext:
         return self.world_size > 1
 
 
+def launched_by_torchrun() -> bool:
+    """True inside a process that torchrun (ours or the user's) started: it sets ``WORLD_SIZE``."""
+    return "WORLD_SIZE" in os.environ
+
+
+def is_main_process() -> bool:
+    """True in torchrun's rank 0, and in a process that torchrun did not start."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_distributed(requested_device: str = "auto", timeout_s: float = 1800) -> DistributedContext:
     """Join the process group that ``torchrun`` describes in the environment (``env://``):
     nccl when each process has a GPU, gloo on CPUs. Without ``WORLD_SIZE`` > 1 it does nothing."""

@@ -221,8 +221,7 @@ class Tracker:
         model, saved = load_model(path)
         registry = registry if registry is not None else default_registry()
         adapters = adapters_from_checkpoint(saved, model.num_modalities, registry, str(path))
-        crop = saved.crop if saved.crop is not None else CropSettings.for_model(model)
-        return cls(model, adapters, crop, device, settings)
+        return cls(model, adapters, saved.crop, device, settings)
 
     # -- tracking -----------------------------------------------------------------------------
 

@@ -33,11 +33,17 @@ def test_cuda_runs_at_most_one_process_per_gpu_and_says_so(monkeypatch, caplog):
     assert launch.processes_to_start(2, "auto") == 2
 
 
-def test_inside_torchrun_nothing_is_launched_again(monkeypatch):
+def test_inside_torchrun_nothing_is_launched_again_and_rank_0_is_the_main_process(monkeypatch):
+    from mmtrack_kd.runtime.distributed import is_main_process, launched_by_torchrun
+
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    assert not launch.launched_by_torchrun()
+    monkeypatch.delenv("RANK", raising=False)
+    assert not launched_by_torchrun() and is_main_process()
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert launch.launched_by_torchrun()
+    monkeypatch.setenv("RANK", "1")
+    assert launched_by_torchrun() and not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()
 
 
 def test_one_process_raises_its_own_refusal_and_a_quiet_one_is_not_printed(capsys, monkeypatch):
