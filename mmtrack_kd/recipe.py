@@ -203,12 +203,27 @@ class OptimConfig(Section):
     lr_backbone: float = Field(7.5e-5, gt=0)
     lr: float = Field(7.5e-4, gt=0, description="Learning rate of everything but the backbone.")
     weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["step", "cosine"] = Field(
+        "step", description="After the warm-up, step: the rates drop by lr_drop_factor after "
+        "lr_drop_epoch epochs (the paper's); cosine: they fall along half a cosine to 0 at the "
+        "last update (for short runs).")
     lr_drop_epoch: int = Field(10, ge=0, description="Multiply learning rates by lr_drop_factor "
-                               "after this many epochs (0: never).")
-    lr_drop_factor: float = Field(0.1, gt=0)
+                               "after this many epochs (0: never). schedule: step only.")
+    lr_drop_factor: float = Field(0.1, gt=0, description="schedule: step only.")
     warmup_epochs: float = Field(0.0, ge=0)
     grad_clip: float = Field(0.1, ge=0, description="Gradient norm clip (0: off).")
     accumulate: int = Field(1, ge=1, description="Gradient accumulation steps per update.")
+
+    @model_validator(mode="after")
+    def _step_keys_need_step_schedule(self) -> "OptimConfig":
+        # A drop the cosine schedule would ignore is a recipe mistake, not a setting.
+        if self.schedule != "step":
+            given = sorted({"lr_drop_epoch", "lr_drop_factor"} & self.model_fields_set)
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(f"{' and '.join(given)} {verb} to schedule: step only; this "
+                                 f"stage's schedule is {self.schedule}")
+        return self
 
 
 class LossConfig(Section):

@@ -40,6 +40,7 @@ from mmtrack_kd.data import (
     ModalityAdapter,
     Sequence,
     read_image,
+    unit_float,
 )
 from modality_adapters.common import (
     PositiveTriple,
@@ -132,7 +133,7 @@ class DepthAdapter(ModalityAdapter):
             coloured = cv2.applyColorMap(levels, cv2.COLORMAP_JET)  # BGR
             if self.options.jet_order == "rgb":
                 coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
-            return coloured.astype(np.float32) / np.float32(255.0)
+            return unit_float(coloured)
         unit = self.unit(depth)
         return np.repeat(unit[:, :, None], 3, axis=2)
 

@@ -45,6 +45,7 @@ from mmtrack_kd.data import (
     ModalityAdapter,
     Sequence,
     read_rgb,
+    unit_float,
 )
 from modality_adapters.common import (
     PositiveTriple,
@@ -108,7 +109,7 @@ class EventAdapter(ModalityAdapter):
     def read(self, sequence: Sequence, index: int) -> np.ndarray:
         if self.options.representation == "frame":
             path = frame_path(sequence, self.name, index)
-            return read_rgb(path, where=sequence.where).astype(np.float32) / np.float32(255.0)
+            return unit_float(read_rgb(path, where=sequence.where))
         return self._read_voxel(sequence, index)
 
     def _read_voxel(self, sequence: Sequence, index: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from mmtrack_kd import hookimpl
-from mmtrack_kd.data import ModalityAdapter, Sequence, read_rgb
+from mmtrack_kd.data import ModalityAdapter, Sequence, read_rgb, unit_float
 from modality_adapters.common import frame_path, to_uint8_rgb
 
 
@@ -22,8 +22,7 @@ class RGBAdapter(ModalityAdapter):
 
     def read(self, sequence: Sequence, index: int) -> np.ndarray:
         path = frame_path(sequence, self.name, index)
-        image = read_rgb(path, where=sequence.where)
-        return image.astype(np.float32) / np.float32(255.0)
+        return unit_float(read_rgb(path, where=sequence.where))
 
     def render(self, frame: np.ndarray) -> np.ndarray:
         return to_uint8_rgb(frame)

@@ -28,6 +28,7 @@ from mmtrack_kd.data import (
     ModalityAdapter,
     Sequence,
     read_image,
+    unit_float,
 )
 from modality_adapters.common import (
     PositiveTriple,
@@ -92,7 +93,7 @@ class ThermalAdapter(ModalityAdapter):
         image = read_image(path, cv2.IMREAD_UNCHANGED, where=sequence.where)
         image = _three_channels(image, f"{sequence.where}: thermal frame {path}")
         if image.dtype == np.uint8:
-            return image.astype(np.float32) / np.float32(255.0)
+            return unit_float(image)
         if image.dtype.kind not in "uif":
             raise DataError(
                 f"{sequence.where}: thermal frame {path} has unsupported pixel type {image.dtype}"
@@ -115,6 +116,10 @@ class ThermalAdapter(ModalityAdapter):
         return to_uint8_rgb(frame)
 
 
+#: Pixel types cv2.cvtColor converts; others (rare radiometric int32/float64) take numpy's path.
+_CVT_COLOR_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
 def _three_channels(image: np.ndarray, what: str) -> np.ndarray:
     """OpenCV's grey / BGR / BGRA array -> ``H x W x 3`` in RGB order, same dtype."""
     if image.ndim == 2:
@@ -123,6 +128,8 @@ def _three_channels(image: np.ndarray, what: str) -> np.ndarray:
     if channels == 1:
         return np.repeat(image, 3, axis=2)
     if channels == 3:
+        if image.dtype in _CVT_COLOR_TYPES:  # one pass instead of a strided copy
+            return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return image[:, :, ::-1].copy()  # BGR -> RGB
     if channels == 4:
         return image[:, :, 2::-1].copy()  # BGRA -> RGB, alpha carries no heat

@@ -8,7 +8,7 @@ plugin package.
   :data:`IMAGENET_MEAN` and :data:`IMAGENET_STD` unless it says otherwise) and
   :class:`DatasetPlugin` (with :class:`DatasetOptions`), and the :class:`Sequence` a dataset
   plugin returns.
-- Readers and writers: :func:`read_image`, :func:`read_rgb`, :func:`polygon_to_xywh`, and the
+- Readers and writers: :func:`read_image`, :func:`read_rgb`, :func:`unit_float`, :func:`polygon_to_xywh`, and the
   HDF5 event file (:class:`EventStore`, :func:`write_event_h5`).
 - Other plugins by name: :func:`installed_plugins` (the plugin registry).
 - Errors (each ends a command with one message): :class:`DataError` (unreadable data),
@@ -20,7 +20,7 @@ plugin package.
 from mmtrack_kd.data.boxes import polygon_to_xywh
 from mmtrack_kd.data.dataset import DatasetOptions, DatasetPlugin, root_variable
 from mmtrack_kd.data.event_store import EventStore, write_event_h5
-from mmtrack_kd.data.io import read_image, read_rgb
+from mmtrack_kd.data.io import read_image, read_rgb, unit_float
 from mmtrack_kd.data.lookup import installed_plugins
 from mmtrack_kd.data.modality import (
     IMAGE_SUFFIXES,
@@ -58,6 +58,7 @@ __all__ = [
     "polygon_to_xywh",
     "read_image",
     "read_rgb",
+    "unit_float",
     "root_variable",
     "validation_problems",
     "write_event_h5",

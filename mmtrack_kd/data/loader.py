@@ -14,19 +14,18 @@ message naming the file, and counted across worker processes (:attr:`PairDataset
 ``max_retries`` consecutive failures for one sample the loader stops with a ``DataError`` rather
 than retry forever.
 
-Sample keys (``S_t`` / ``S_s`` template / search size, ``F = S_s // patch``, ``C_m`` the channels of
+Sample keys (``S_t`` / ``S_s`` template / search size, ``C_m`` the channels of
 stream ``m``, streams in :attr:`PairDataset.streams` order, RGB first):
 
 ``template``      list of ``(C_m, S_t, S_t)`` float32, normalised by each stream's adapter
 ``search``        list of ``(C_m, S_s, S_s)`` float32
 ``template_box``  ``(4,)`` float32 ``x, y, w, h`` in units of the template crop side
 ``search_box``    ``(4,)`` float32 ``x, y, w, h`` in units of the search crop side
-``heatmap``       ``(F, F)`` float32 Gaussian centre target (:func:`gaussian_heatmap`)
 ``frames``        ``(2,)`` int64 template and search frame indices
 ``sequence``      ``"dataset/sequence"`` (a list of strings after collation)
 
-``default_collate`` batches them: lists of ``(B, C_m, S, S)`` tensors, ``(B, 4)`` boxes,
-``(B, F, F)`` heat maps.
+``default_collate`` batches them: lists of ``(B, C_m, S, S)`` tensors and ``(B, 4)`` boxes. The
+heat-map target is drawn from ``search_box`` by the loss, for the whole batch at once.
 """
 
 from __future__ import annotations
@@ -327,7 +326,6 @@ def build_pair_dataset(
         search=CropSpec(
             sizes.search_size, sizes.search_factor, sampler.scale_jitter, sampler.centre_jitter
         ),
-        feat_size=sizes.feat_size,
         augmentation=augmentation,
     )
     return PairDataset(

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from mmtrack_kd.data.io import unit_float
 from mmtrack_kd.data.sequence import Sequence
 from mmtrack_kd.errors import DataError
 
@@ -123,4 +124,4 @@ class ModalityAdapter(abc.ABC):
         if self.channels != 3:
             raise DataError(f"the {self.name} modality has {self.channels} channels and cannot be "
                             "read from a video; give a folder of its frames")
-        return raw.astype(np.float32) / np.float32(255.0)
+        return unit_float(raw)

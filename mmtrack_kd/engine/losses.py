@@ -227,7 +227,8 @@ class TrackingLoss(nn.Module):
       decoded at the predicted peak;
     * ``targets["search_box"]``: ``(B, 4)`` normalised ``(x, y, w, h)`` in the search crop;
     * ``targets["heatmap"]`` (optional): ``(B, 1, H, W)`` or ``(B, H, W)``; built with
-      ``gaussian_heatmap`` at the score map's size when absent.
+      ``gaussian_heatmap`` at the score map's size when absent, which is how training runs
+      (the loader does not draw it: one batched call here is cheaper than one per sample).
 
     Box terms use the corner form: predictions via ``box_cxcywh_to_xyxy`` (not clamped, as
     OSTrack), targets via ``box_xywh_to_xyxy`` then clamped to ``[0, 1]`` (as OSTrack: a target
@@ -259,7 +260,6 @@ class TrackingLoss(nn.Module):
         if heatmap is None:
             if score_map.shape[-1] != score_map.shape[-2]:
                 raise ValueError(f"square score maps only, got {tuple(score_map.shape[-2:])}")
-            # The data pipeline's target, so training and this fallback never disagree.
             heatmap = gaussian_heatmap(gt_box, score_map.shape[-1],
                                        self.heatmap_min_overlap).unsqueeze(1)
         focal = focal_loss(score_map, heatmap.to(score_map.device), self.focal_alpha,

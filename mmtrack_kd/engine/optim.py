@@ -1,6 +1,8 @@
-"""AdamW with a backbone and a non-backbone learning rate, warm-up and step decay."""
+"""AdamW with a backbone and a non-backbone learning rate, warm-up, and step or cosine decay."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -32,12 +34,19 @@ def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
 
 def lr_factor(update: int, updates_per_epoch: int, optim: OptimConfig) -> float:
     """Learning-rate multiplier at optimiser update ``update`` (0-based): linear warm-up over
-    ``warmup_epochs``, then ``lr_drop_factor`` once ``lr_drop_epoch`` epochs are done."""
+    ``warmup_epochs``; then, for ``schedule: step``, ``lr_drop_factor`` once ``lr_drop_epoch``
+    epochs are done, and for ``schedule: cosine``, ``(1 + cos(pi * t)) / 2`` where ``t`` runs
+    from 0 at the end of the warm-up to 1 at the end of the last epoch."""
     epoch = update / max(updates_per_epoch, 1)
+    warming_up = optim.warmup_epochs > 0 and epoch < optim.warmup_epochs
+    if optim.schedule == "cosine" and not warming_up:
+        span = optim.epochs - optim.warmup_epochs
+        progress = min(max((epoch - optim.warmup_epochs) / span, 0.0), 1.0) if span > 0 else 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
     factor = 1.0
-    if optim.warmup_epochs > 0 and epoch < optim.warmup_epochs:
+    if warming_up:
         factor = (update + 1) / (optim.warmup_epochs * updates_per_epoch)
-    if optim.lr_drop_epoch and epoch >= optim.lr_drop_epoch:
+    if optim.schedule == "step" and optim.lr_drop_epoch and epoch >= optim.lr_drop_epoch:
         factor *= optim.lr_drop_factor
     return min(factor, 1.0) if epoch < optim.warmup_epochs else factor
 

@@ -53,7 +53,7 @@ def test_flip_negates_the_x_component_and_keeps_images_as_before(flow_module):
     box = np.array([24.0, 16.0, 16.0, 12.0])
 
     def sample(probability: float) -> dict:
-        processing = PairProcessing(adapters, CropSpec(32, 2.0), CropSpec(64, 4.0), feat_size=4,
+        processing = PairProcessing(adapters, CropSpec(32, 2.0), CropSpec(64, 4.0),
                                     augmentation=Augmentation(probability, 0.0, 0.0))
         return processing(frames, box, frames, box, np.random.default_rng(1))
 

@@ -45,7 +45,7 @@ def train(datasets, aux=PngThermal(), samples=16, seed=0, **sampler):
 
 
 def same(a: dict, b: dict) -> bool:
-    tensors = lambda s: s["template"] + s["search"] + [s["search_box"], s["heatmap"], s["frames"]]
+    tensors = lambda s: s["template"] + s["search"] + [s["search_box"], s["frames"]]
     return all(torch.equal(x, y) for x, y in zip(tensors(a), tensors(b)))
 
 
@@ -56,7 +56,7 @@ def test_sample_layout(toy):
     assert [t.shape for t in sample["template"]] == [(3, 32, 32)] * 2
     assert [t.shape for t in sample["search"]] == [(3, 64, 64)] * 2
     assert sample["template_box"].shape == sample["search_box"].shape == (4,)
-    assert sample["heatmap"].shape == (8, 8)
+    assert "heatmap" not in sample  # drawn by the loss from search_box, a batch at a time
     template, search = sample["frames"].tolist()
     assert 1 <= search - template <= 4
     assert sample["sequence"] in ("toy/first", "toy/second")
@@ -74,7 +74,7 @@ def test_five_channel_modality_and_single_modality(make_sequence):
 def test_batches_collate(toy):
     batch = next(iter(make_loader(train([(toy, 1.0)]), batch_size=4, workers=0)))
     assert [t.shape for t in batch["search"]] == [(4, 3, 64, 64)] * 2
-    assert batch["search_box"].shape == (4, 4) and batch["heatmap"].shape == (4, 8, 8)
+    assert batch["search_box"].shape == (4, 4) and batch["frames"].shape == (4, 2)
     assert len(batch["sequence"]) == 4
 
 
@@ -100,7 +100,7 @@ def test_workers_and_shards_reproduce_the_same_samples(toy):
         for j in range(3):
             expected = reference[3 * k + j]
             assert torch.equal(batch["search"][1][j], expected["search"][1])
-            assert torch.equal(batch["heatmap"][j], expected["heatmap"])
+            assert torch.equal(batch["search_box"][j], expected["search_box"])
     # a resumed rank 1 of 2 starting after its first two samples sees indices 5, 7, 9, 11
     resumed = make_loader(dataset, batch_size=2, workers=0, rank=1, world_size=2, start=2)
     frames = torch.cat([b["frames"] for b in resumed])

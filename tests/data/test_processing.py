@@ -113,7 +113,6 @@ def processing(augmentation=NO_AUGMENTATION, search_jitter=(0.0, 0.0)):
         ADAPTERS,
         template=CropSpec(32, 2.0),
         search=CropSpec(64, 4.0, *search_jitter),
-        feat_size=8,
         augmentation=augmentation,
     )
 
@@ -125,7 +124,9 @@ def test_output_shapes_normalisation_and_centred_box():
     assert [t.shape for t in sample["template"]] == [(3, 32, 32), (3, 32, 32), (5, 32, 32)]
     assert [t.shape for t in sample["search"]] == [(3, 64, 64), (3, 64, 64), (5, 64, 64)]
     assert all(t.dtype == torch.float32 for t in sample["template"] + sample["search"])
-    assert sample["heatmap"].shape == (8, 8)
+    # the heat-map target is the loss's to draw (from search_box), not the loader's
+    assert set(sample) == {"template", "search", "template_box", "search_box"}
+    assert divmod(int(gaussian_heatmap(sample["search_box"], 8).argmax()), 8) == (4, 4)
     # without jitter the box is centred up to the rounding of the crop corner
     for key, size in (("template_box", 32), ("search_box", 64)):
         window = crop_window(box, 2.0 if size == 32 else 4.0, size)
@@ -164,7 +165,7 @@ def test_flip_moves_box_and_all_modalities_identically():
         cx, cy = int(x + w / 2), int(y + h / 2)
         assert float(b["search"][1][0, cy, cx]) == pytest.approx(2.0, abs=1e-4)
         assert float(b["search"][2][0, cy, cx]) == pytest.approx(1.0, abs=1e-4)
-        row, col = divmod(int(b["heatmap"].argmax()), 8)
+        row, col = divmod(int(gaussian_heatmap(b["search_box"], 8).argmax()), 8)
         assert abs(col - (x + w / 2) / 8) <= 1 and abs(row - (y + h / 2) / 8) <= 1
 
 
@@ -203,6 +204,6 @@ def test_an_adapter_that_overrides_normalise_is_honoured():
     box = np.array([50.0, 40.0, 20.0, 16.0])
     frames = frames_with_box(box)
     custom = PairProcessing([PngRgb(), PngThermal(), Doubling()], CropSpec(32, 2.0),
-                            CropSpec(64, 4.0), feat_size=8, augmentation=NO_AUGMENTATION)
+                            CropSpec(64, 4.0), augmentation=NO_AUGMENTATION)
     sample = custom(frames, box, frames, box, np.random.default_rng(0))
     np.testing.assert_allclose(sample["search"][2][:, 32, 32].numpy(), 2.0, atol=1e-5)

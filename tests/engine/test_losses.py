@@ -142,9 +142,12 @@ def test_tracking_loss_builds_heatmap_when_absent():
     score = torch.rand(2, 1, 16, 16).clamp(1e-4, 1 - 1e-4)
     box = torch.tensor([[0.3, 0.35, 0.2, 0.25], [0.5, 0.4, 0.1, 0.3]])
     outputs = {"score_map": score, "boxes": torch.rand(2, 4)}
-    given = TrackingLoss()(outputs, {"search_box": box, "heatmap": gaussian_heatmap(box, 16).unsqueeze(1)})
+    # one map per sample (as a loader would draw them) against the loss's one batched call
+    per_sample = torch.stack([gaussian_heatmap(row, 16) for row in box])
+    assert torch.equal(per_sample, gaussian_heatmap(box, 16))
+    given = TrackingLoss()(outputs, {"search_box": box, "heatmap": per_sample.unsqueeze(1)})
     built = TrackingLoss()(outputs, {"search_box": box})
-    assert given[1] == built[1]
+    assert torch.equal(given[0], built[0]) and given[1] == built[1]
 
 
 def test_box_conversion():
