@@ -216,9 +216,12 @@ class OptimConfig(Section):
 
     @model_validator(mode="after")
     def _step_keys_need_step_schedule(self) -> "OptimConfig":
-        # A drop the cosine schedule would ignore is a recipe mistake, not a setting.
+        # A drop the cosine schedule would ignore is a recipe mistake, not a setting. Compared
+        # with the defaults, not model_fields_set: a run's recipe.yaml carries every default.
         if self.schedule != "step":
-            given = sorted({"lr_drop_epoch", "lr_drop_factor"} & self.model_fields_set)
+            fields = type(self).model_fields
+            given = [key for key in ("lr_drop_epoch", "lr_drop_factor")
+                     if getattr(self, key) != fields[key].default]
             if given:
                 verb = "applies" if len(given) == 1 else "apply"
                 raise ValueError(f"{' and '.join(given)} {verb} to schedule: step only; this "

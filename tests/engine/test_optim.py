@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from mmtrack_kd.engine.optim import build_scheduler, lr_factor
 from mmtrack_kd.errors import RecipeError
-from mmtrack_kd.recipe import OptimConfig, validate_recipe
+from mmtrack_kd.recipe import OptimConfig, dump_recipe, validate_recipe
 
 UPDATES_PER_EPOCH = 10
 
@@ -61,6 +62,9 @@ def test_a_drop_setting_under_the_cosine_schedule_is_refused_with_its_key():
                          "teacher": {"optim": {"schedule": "cosine", "lr_drop_epoch": 3}}})
     assert "teacher.optim" in str(error.value)
     assert "lr_drop_epoch applies to schedule: step only" in str(error.value)
-    # the defaults of the step keys are no obstacle
+    # the step keys at their defaults are no obstacle, so a run's written recipe (which spells
+    # out every default) reads back
     recipe = validate_recipe({"modality": {"name": "thermal"}, "teacher": {"optim": {"schedule": "cosine"}}})
     assert recipe.teacher.optim.schedule == "cosine"
+    written = dump_recipe(recipe)
+    assert dump_recipe(validate_recipe(yaml.safe_load(written))) == written
