@@ -27,9 +27,22 @@ def parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict]:
     return [group for group in groups if group["params"]]
 
 
+#: Devices with PyTorch's fused AdamW kernel.
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
 def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
-    """AdamW over :func:`parameter_groups` with the recipe's weight decay."""
-    return torch.optim.AdamW(parameter_groups(model, optim), weight_decay=optim.weight_decay)
+    """AdamW over :func:`parameter_groups` with the recipe's weight decay.
+
+    The fused kernel where the parameters' device has one: a small model has a couple of
+    hundred parameter tensors, and the per-tensor loop took 6.7 ms an update against 1.2 ms
+    fused (the demo teacher, one thread of a 2-core AMD EPYC), about 3% of its training step.
+    The same AdamW update, rounded in a different order.
+    """
+    devices = {parameter.device.type for parameter in model.parameters()}
+    fused = bool(devices) and devices <= set(FUSED_ADAMW_DEVICES)
+    return torch.optim.AdamW(parameter_groups(model, optim), weight_decay=optim.weight_decay,
+                             fused=fused or None)
 
 
 def lr_factor(update: int, updates_per_epoch: int, optim: OptimConfig) -> float:

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from mmtrack_kd.engine.optim import build_scheduler, lr_factor
+from mmtrack_kd.engine.optim import build_optimizer, build_scheduler, lr_factor
 from mmtrack_kd.errors import RecipeError
 from mmtrack_kd.recipe import OptimConfig, dump_recipe, validate_recipe
 
@@ -68,3 +68,21 @@ def test_a_drop_setting_under_the_cosine_schedule_is_refused_with_its_key():
     assert recipe.teacher.optim.schedule == "cosine"
     written = dump_recipe(recipe)
     assert dump_recipe(validate_recipe(yaml.safe_load(written))) == written
+
+
+def test_optimizer_is_fused_on_the_cpu_and_updates_like_the_loop():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    reference = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    reference.load_state_dict(model.state_dict())
+    optim = OptimConfig(lr=1e-2, lr_backbone=1e-3, weight_decay=1e-4)
+    fused = build_optimizer(model, optim)
+    assert fused.defaults["fused"] is True
+    loop = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=1e-4, foreach=False)
+    for _ in range(5):
+        for net, optimizer in ((model, fused), (reference, loop)):
+            net(torch.ones(3, 4)).square().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    for a, b in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
