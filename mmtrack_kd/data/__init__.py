@@ -8,8 +8,9 @@ plugin package.
   :data:`IMAGENET_MEAN` and :data:`IMAGENET_STD` unless it says otherwise) and
   :class:`DatasetPlugin` (with :class:`DatasetOptions`), and the :class:`Sequence` a dataset
   plugin returns.
-- Readers and writers: :func:`read_image`, :func:`read_rgb`, :func:`unit_float`, :func:`polygon_to_xywh`, and the
-  HDF5 event file (:class:`EventStore`, :func:`write_event_h5`).
+- Readers and writers: :func:`read_image`, :func:`read_rgb`, :func:`unit_float` (an 8-bit frame
+  in ``[0, 1]``), :func:`polygon_to_xywh`, and the HDF5 event file (:class:`EventStore`,
+  :func:`write_event_h5`).
 - Other plugins by name: :func:`installed_plugins` (the plugin registry).
 - Errors (each ends a command with one message): :class:`DataError` (unreadable data),
   :class:`RecipeError` with :func:`validation_problems` (options that do not validate),
@@ -58,8 +59,8 @@ __all__ = [
     "polygon_to_xywh",
     "read_image",
     "read_rgb",
-    "unit_float",
     "root_variable",
+    "unit_float",
     "validation_problems",
     "write_event_h5",
 ]
