@@ -119,7 +119,7 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory) -> Path:
-    """A tiny RGB-T student (FOST: no teacher) trained for 1,280 samples on synthetic LasHeR-layout
+    """A tiny RGB-T student (FOST: no teacher) trained for 1,920 samples on synthetic LasHeR-layout
     data (about 15 s on two CPU cores): enough that it follows the target of :func:`scene` for
     a few frames, where an untrained model's score map is flat and its peak arbitrary."""
     from mmtrack_kd.engine.run import train
@@ -134,7 +134,7 @@ def trained_checkpoint(tmp_path_factory) -> Path:
         "data": {"train": [synthetic], "workers": 0, "val_samples": 0},
         "model": {"backbone": {"depth": 2, "embed_dim": 64, "num_heads": 2, "drop_path": 0.0},
                   "template_size": 32, "search_size": 64, "head_channels": 32},
-        "student": {"init": "none", "optim": {"epochs": 20, "batch_size": 8, "samples_per_epoch": 64,
+        "student": {"init": "none", "optim": {"epochs": 30, "batch_size": 8, "samples_per_epoch": 64,
                                               "lr_backbone": 1e-3, "lr": 1e-3, "lr_drop_epoch": 0}},
         "distill": {"feature": {"weight": 0}, "response": {"weight": 0}},
         "train": {"device": "cpu", "output_dir": str(folder / "runs"), "checkpoint_every": 1000,
