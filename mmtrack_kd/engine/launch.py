@@ -21,22 +21,9 @@ from collections.abc import Sequence
 import torch
 
 from mmtrack_kd.errors import MmtrackError
-from mmtrack_kd.runtime.device import choose_device
+from mmtrack_kd.runtime.device import choose_device, threads_per_process
 
 log = logging.getLogger("mmtrack_kd")
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def threads_per_process(processes: int, cores: int | None = None) -> int:
-    """Intra-op threads each of ``processes`` CPU processes gets: an equal share of the cores."""
-    return max(1, (available_cores() if cores is None else cores) // processes)
 
 
 def processes_to_start(processes: int, device: str) -> int:

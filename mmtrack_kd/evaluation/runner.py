@@ -243,10 +243,6 @@ def _track_one(dataset: Any, name: str, tracker_dir: str,
     return name, len(result.boxes), float(np.sum(result.times[1:]))
 
 
-def _threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
-
-
 def _progress(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=console, disable=not enabled, transient=False)
@@ -280,7 +276,7 @@ def evaluate_checkpoint(
         datasets: ``(name, plugin instance)`` pairs.
         out_dir: results root.
         workers: tracker processes (spawned; ``1`` runs in this process); each uses
-            ``cpu_count // workers`` torch threads.
+            ``cores // workers`` torch threads (the cores this process may use).
         device: ``"cpu"`` or ``"cuda"`` (every worker uses it).
         tracker_name: folder name of this tracker (default: the checkpoint's stem).
         progress: show a rich progress bar.
@@ -298,14 +294,15 @@ def evaluate_checkpoint(
         raise DataError(f"{checkpoint}: checkpoint file not found")
     sha256 = file_sha256(checkpoint)
     tracker_name = tracker_name or checkpoint.stem
-    from mmtrack_kd.tracking import TrackerSettings  # torch: see the workers' note
+    from mmtrack_kd.runtime.device import threads_per_process  # torch: see the workers' note
+    from mmtrack_kd.tracking import TrackerSettings
 
     settings = settings if settings is not None else TrackerSettings()
     # what changes the boxes (compilation does not): recorded with each result folder
     tracker = {"keep_ratio": settings.keep_ratio, "hann_window": settings.hann_window,
                "precision": settings.precision}
     workers = max(1, int(workers))
-    threads = _threads_per_worker(workers)
+    threads = threads_per_process(workers)
     jobs: list[tuple[Any, str, str, ResultLayout, str]] = []  # dataset, sequence, folder, layout, label
     folders: dict[str, Path] = {}
     for name, dataset in datasets:

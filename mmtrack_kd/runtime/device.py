@@ -1,6 +1,9 @@
-"""Which device a run uses, and waiting for it: the bottom of every layer that touches torch."""
+"""Which device a run uses, how many CPU threads each of its processes gets, and waiting for
+it: the bottom of every layer that touches torch."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -30,3 +33,17 @@ def synchronize(device: torch.device | None) -> None:
     """Wait for the kernels queued on a CUDA ``device``; nothing on a CPU (or None)."""
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_process(processes: int, cores: int | None = None) -> int:
+    """Intra-op threads each of ``processes`` CPU processes gets (training processes, tracking
+    workers): an equal share of the cores, at least one."""
+    return max(1, (available_cores() if cores is None else cores) // processes)

@@ -7,18 +7,19 @@ import pytest
 import torch
 
 from mmtrack_kd.engine import launch
+from mmtrack_kd.runtime import device
 from mmtrack_kd.errors import MmtrackError
 
 
 @pytest.mark.parametrize(("processes", "cores", "threads"), [(2, 2, 1), (2, 16, 8), (3, 16, 5), (4, 2, 1)])
 def test_each_process_gets_an_equal_share_of_the_cores_and_at_least_one(processes, cores, threads):
-    assert launch.threads_per_process(processes, cores) == threads
+    assert device.threads_per_process(processes, cores) == threads
 
 
 def test_the_share_is_of_the_cores_this_process_may_use(monkeypatch):
-    monkeypatch.setattr(launch.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert launch.available_cores() == 4
-    assert launch.threads_per_process(2) == 2
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert device.available_cores() == 4
+    assert device.threads_per_process(2) == 2
 
 
 def test_cuda_runs_at_most_one_process_per_gpu_and_says_so(monkeypatch, caplog):
