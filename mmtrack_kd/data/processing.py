@@ -21,11 +21,10 @@ applies to all its modalities.
 A pair whose jittered crop is degenerate (side below one pixel) or lies wholly outside the image
 is rejected (OSTrack's ``valid = False``) and the caller draws another.
 
-The training target is the Gaussian heat map of :func:`gaussian_heatmap` (CornerNet / CenterNet
-form as OSTrack's ``generate_heatmap``). It is a pure function of the search box, so the loss
-draws it for the whole batch at once (``TrackingLoss``) rather than the loader per sample: one
-call of ~25 small tensor operations a batch instead of a sample, about 0.5 ms a sample of loader
-time on a CPU, with the same values (the operations are element-wise).
+The training target, the Gaussian heat map (:func:`mmtrack_kd.engine.losses.gaussian_heatmap`),
+is a pure function of the search box, so the loss draws it for the whole batch at once rather
+than the loader per sample: one call of ~25 small tensor operations a batch instead of a sample,
+about 0.5 ms a sample of loader time on a CPU, with the same values (element-wise operations).
 """
 
 from __future__ import annotations
@@ -39,75 +38,6 @@ import torch
 
 from mmtrack_kd.data.crop import crop, crop_window
 from mmtrack_kd.data.modality import ModalityAdapter
-
-# --------------------------------------------------------------------------- targets
-
-
-def gaussian_radius(wh: torch.Tensor, min_overlap: float = 0.7) -> torch.Tensor:
-    """CornerNet's ``gaussian_radius`` exactly as OSTrack (and CenterNet) ship it.
-
-    The three quadratic roots are taken as ``(b + sqrt(b^2 - 4ac)) / 2``, not ``/ (2a)``; this is
-    the widely copied variant OSTrack trains with ("bug version" in its comment), kept so that
-    targets and trained weights agree with OSTrack's.
-
-    Args:
-        wh: ``(..., 2)`` box width and height in feature-map cells.
-        min_overlap: IoU a box of the radius' corner offset must keep with the true box.
-
-    Returns:
-        ``(...)`` radius in cells (real-valued; callers truncate).
-    """
-    width, height = wh[..., 0], wh[..., 1]
-    b1 = height + width
-    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
-    r1 = (b1 + torch.sqrt(b1**2 - 4 * c1)) / 2
-    b2 = 2 * (height + width)
-    c2 = (1 - min_overlap) * width * height
-    r2 = (b2 + torch.sqrt(b2**2 - 16 * c2)) / 2
-    a3 = 4 * min_overlap
-    b3 = -2 * min_overlap * (height + width)
-    c3 = (min_overlap - 1) * width * height
-    r3 = (b3 + torch.sqrt(b3**2 - 4 * a3 * c3)) / 2
-    return torch.minimum(r1, torch.minimum(r2, r3))
-
-
-def gaussian_heatmap(
-    boxes: torch.Tensor | np.ndarray, feat_size: int, min_overlap: float = 0.7
-) -> torch.Tensor:
-    """Gaussian centre heat maps, OSTrack's ``generate_heatmap`` vectorised over boxes.
-
-    The peak (value 1) sits at cell ``round(centre * feat_size)`` (torch's round, half to even,
-    as OSTrack); radius ``r = int(gaussian_radius(w, h) in cells)`` (truncated, at least 0),
-    ``sigma = (2r + 1) / 6``, zero beyond ``r`` cells on either axis. A centre outside the map
-    leaves only the part of the Gaussian that falls on it.
-
-    Args:
-        boxes: ``(..., 4)`` ``x, y, w, h`` normalised to the search crop (``[0, 1]``).
-        feat_size: side of the score map (``search_size // patch_size``).
-        min_overlap: CornerNet's minimum overlap (0.7 in OSTrack).
-
-    Returns:
-        ``(..., feat_size, feat_size)`` float32, on the boxes' device.
-    """
-    boxes = torch.as_tensor(boxes)
-    if not boxes.is_floating_point():
-        boxes = boxes.float()
-    boxes = boxes.to(torch.float32)
-    leading = boxes.shape[:-1]
-    cells = boxes.reshape(-1, 4) * feat_size
-    wh = cells[:, 2:]
-    centre = torch.round(cells[:, :2] + wh / 2)
-    radius = gaussian_radius(wh, min_overlap).clamp_min(0).to(torch.int64).to(torch.float32)
-    sigma = (2 * radius + 1) / 6
-    grid = torch.arange(feat_size, dtype=torch.float32, device=boxes.device)
-    dx = grid[None, :] - centre[:, 0:1]  # (B, F)
-    dy = grid[None, :] - centre[:, 1:2]
-    denominator = (2 * sigma**2)[:, None]
-    gx = torch.exp(-(dx**2) / denominator) * (dx.abs() <= radius[:, None])
-    gy = torch.exp(-(dy**2) / denominator) * (dy.abs() <= radius[:, None])
-    heat = gy[:, :, None] * gx[:, None, :]  # exp(-(dx^2 + dy^2) / 2 sigma^2) is separable
-    return heat.reshape(*leading, feat_size, feat_size)
-
 
 # --------------------------------------------------------------------------- jitter
 

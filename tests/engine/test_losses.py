@@ -1,11 +1,12 @@
-"""Losses: hand-computed values, gradients, degenerate boxes, distillation and the FOST path."""
+"""Losses: the heat-map target against OSTrack's, hand-computed values, gradients, degenerate
+boxes, distillation and the FOST path."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from mmtrack_kd.data.processing import gaussian_heatmap
 from mmtrack_kd.engine.losses import (
     DistillationLoss,
     FeatureDistillLoss,
@@ -13,11 +14,68 @@ from mmtrack_kd.engine.losses import (
     TrackingLoss,
     box_cxcywh_to_xyxy,
     focal_loss,
+    gaussian_heatmap,
+    gaussian_radius,
     generalized_box_iou,
     giou_loss,
     masked_mse,
     soft_focal_loss,
 )
+
+
+# --------------------------------------------------------------------------- heat map
+
+
+def ostrack_heatmap(box: np.ndarray, feat: int) -> np.ndarray:
+    """OSTrack's generate_heatmap / CenterNetHeatMap.draw_gaussian, loop form, one box."""
+    b = torch.tensor(box, dtype=torch.float32) * feat
+    wh = b[2:]
+    centre = (b[:2] + wh / 2).round()
+    radius = int(gaussian_radius(wh, 0.7).clamp_min(0).to(torch.int))
+    diameter = 2 * radius + 1
+    sigma = diameter / 6
+    m = np.arange(-radius, radius + 1)
+    gauss = np.exp(-(m[None, :] ** 2 + m[:, None] ** 2) / (2 * sigma * sigma))
+    gauss[gauss < np.finfo(gauss.dtype).eps * gauss.max()] = 0
+    fmap = np.zeros((feat, feat))
+    x, y = int(centre[0]), int(centre[1])
+    left, right = min(x, radius), min(feat - x, radius + 1)
+    top, bottom = min(y, radius), min(feat - y, radius + 1)
+    part = fmap[y - top : y + bottom, x - left : x + right]
+    g = gauss[radius - top : radius + bottom, radius - left : radius + right]
+    fmap[y - top : y + bottom, x - left : x + right] = np.maximum(part, g)
+    return fmap
+
+
+def test_radius_matches_cornernet_as_shipped_by_ostrack():
+    # w = h = 4 cells: the third root is the smallest, (b3 + sqrt(b3^2 - 4 a3 c3)) / 2
+    a3, b3, c3 = 4 * 0.7, -2 * 0.7 * 8, (0.7 - 1) * 16
+    expected = (b3 + np.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    assert float(gaussian_radius(torch.tensor([4.0, 4.0]))) == pytest.approx(expected, rel=1e-6)
+
+
+def test_heatmap_peak_at_box_centre_and_matches_ostrack():
+    rng = np.random.default_rng(0)
+    feat = 16
+    boxes = np.concatenate([rng.uniform(0.2, 0.6, (40, 2)), rng.uniform(0.05, 0.4, (40, 2))], 1)
+    maps = gaussian_heatmap(torch.tensor(boxes), feat)
+    assert maps.shape == (40, feat, feat) and maps.dtype == torch.float32
+    for box, heat in zip(boxes, maps):
+        centre = box[:2] + box[2:] / 2
+        row, col = divmod(int(heat.argmax()), feat)
+        assert (col, row) == tuple(np.round(centre * feat).astype(int))
+        assert float(heat.max()) == pytest.approx(1.0)
+        np.testing.assert_allclose(heat.numpy(), ostrack_heatmap(box, feat), atol=1e-6)
+
+
+def test_heatmap_of_a_single_box_and_a_tiny_box():
+    heat = gaussian_heatmap(torch.tensor([0.4, 0.4, 0.2, 0.2]), 16)
+    assert heat.shape == (16, 16)
+    tiny = gaussian_heatmap(np.array([0.5, 0.5, 0.001, 0.001]), 16)
+    assert float(tiny.sum()) == pytest.approx(1.0)  # radius 0: a single cell
+
+
+# --------------------------------------------------------------------------- losses
 
 
 def _loop_focal(pred, target, alpha=2.0, beta=4.0):
